@@ -1,0 +1,84 @@
+"""Decode a cell image and bring it to the network's input size.
+
+Analysers export crops of about 360 x 363 px; the shared crops are 256 px. Both go through the
+same path: centre-crop to a square, then an antialiased downscale (Pillow's resampling filters
+widen their support when shrinking, so 256 -> 128 and 360 -> 128 see the same low-pass). For JPEG
+the decoder's DCT scaling (``Image.draft``) first skips to the smallest power-of-two scale that is
+still at least the target size, which is itself an antialiased reduction and halves decode time.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from models.errors import InvalidImage
+
+ACCEPTED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP")
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Limits applied to every decoded image."""
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 4096 * 4096  # decompression-bomb guard
+    min_image_px: int = 16
+
+
+def _open(source: str | Path | bytes, name: str, limits: ImageLimits) -> Image.Image:
+    if isinstance(source, (bytes, bytearray)):
+        if len(source) > limits.max_image_bytes:
+            raise InvalidImage(f"{name}: {len(source)} bytes is over the {limits.max_image_bytes}-byte limit per image")
+        stream = io.BytesIO(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidImage(f"{name}: no such file")
+        if path.stat().st_size > limits.max_image_bytes:
+            raise InvalidImage(f"{name}: {path.stat().st_size} bytes is over the {limits.max_image_bytes}-byte limit per image")
+        stream = io.BytesIO(path.read_bytes())
+    try:
+        img = Image.open(stream)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InvalidImage(f"{name}: not a JPEG/PNG/TIFF/BMP image") from exc
+    if img.format not in ACCEPTED_FORMATS:
+        raise InvalidImage(f"{name}: {img.format} images are not accepted; send JPEG, PNG, TIFF or BMP")
+    w, h = img.size
+    if w * h > limits.max_image_pixels:
+        raise InvalidImage(f"{name}: {w}x{h} pixels is over the {limits.max_image_pixels}-pixel limit (a cell crop is about 360x360)")
+    if min(w, h) < limits.min_image_px:
+        raise InvalidImage(f"{name}: {w}x{h} pixels is too small for a cell crop (at least {limits.min_image_px} px a side)")
+    return img
+
+
+def load_cell_image(source: str | Path | bytes, input_px: int, name: str | None = None,
+                    limits: ImageLimits = ImageLimits()) -> np.ndarray:
+    """Decode one crop to RGB uint8 of shape (input_px, input_px, 3).
+
+    ``source`` is a path or the file's bytes; ``name`` labels error messages. Raises
+    :class:`InvalidImage` for anything that is not a complete, plausible image.
+    """
+    name = name or (Path(source).name if not isinstance(source, (bytes, bytearray)) else "image")
+    img = _open(source, name, limits)
+    try:
+        if img.format == "JPEG":
+            img.draft("RGB", (input_px, input_px))
+        img = img.convert("RGB")
+        img.load()
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidImage(f"{name}: the image data is truncated or corrupt ({exc})") from exc
+    return square_resize(np.asarray(img), input_px)
+
+
+def square_resize(rgb: np.ndarray, input_px: int) -> np.ndarray:
+    """Centre-crop an RGB array to a square and resize it with antialiasing to ``input_px``."""
+    h, w = rgb.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    img = Image.fromarray(np.ascontiguousarray(rgb[top:top + side, left:left + side]))
+    if side != input_px:
+        img = img.resize((input_px, input_px), Image.Resampling.BILINEAR, reducing_gap=None)
+    return np.asarray(img, dtype=np.uint8)

@@ -1,0 +1,1 @@
+"""The mdsdx service: the Flask application, its storage, and the ``mdsdx`` command line."""

@@ -1,0 +1,33 @@
+"""The ``mdsdx`` command group. One module per command; heavy imports stay inside the commands."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from models.errors import MdsdxError
+from service.cli.taxonomy import taxonomy
+
+
+class MdsdxGroup(click.Group):
+    """A click group that turns domain errors into one plain line and exit code 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MdsdxError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=MdsdxGroup)
+@click.version_option(package_name="mdsdx")
+def cli() -> None:
+    """mdsdx: MDS screening from peripheral-blood cell images (research use only, not a medical device)."""
+
+
+cli.add_command(taxonomy)
+
+
+def main() -> None:
+    cli(prog_name="mdsdx")
