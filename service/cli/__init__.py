@@ -7,6 +7,7 @@ import click
 
 from models.errors import MdsdxError
 from service.cli.taxonomy import taxonomy
+from service.cli.train import train
 
 
 class MdsdxGroup(click.Group):
@@ -27,6 +28,7 @@ def cli() -> None:
 
 
 cli.add_command(taxonomy)
+cli.add_command(train)
 
 
 def main() -> None:

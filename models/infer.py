@@ -1,0 +1,123 @@
+"""Stage-1 inference: per cell, calibrated type probabilities, feature probabilities and the embedding.
+
+The service and the CLI both call :class:`CellPredictor`; neither re-implements it. Decoding and
+resizing run in a thread pool (Pillow releases the GIL) one batch ahead of the network.
+"""
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from scipy.special import expit, softmax
+
+from models.artifact import load_cellnet
+from models.preprocess import ImageLimits, load_cell_image
+from models.taxonomy import load_taxonomy
+
+log = logging.getLogger(__name__)
+UNID = "UNID"
+
+
+@dataclass
+class CellPredictions:
+    """Predictions for n cells.
+
+    - ``type_probs`` (n, 17): calibrated softmax, columns in taxonomy order;
+    - ``feature_probs`` (n, 97): calibrated sigmoid; NaN for features that had no training label;
+    - ``embedding`` (n, d): the pooled last hidden layer;
+    - ``cell_type`` (n,): the type abbreviation, or ``UNID`` below the confidence threshold;
+    - ``confidence`` (n,): the top type probability.
+    """
+    type_probs: np.ndarray
+    feature_probs: np.ndarray
+    embedding: np.ndarray
+    cell_type: np.ndarray
+    confidence: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.cell_type)
+
+
+class CellPredictor:
+    """The loaded stage-1 model with its calibration. ``model_dir`` defaults to the shipped model."""
+
+    def __init__(self, model_dir: Path | str | None = None, batch_size: int = 64, threads: int = 2,
+                 limits: ImageLimits = ImageLimits()):
+        self.net, self.metadata = load_cellnet(Path(model_dir) if model_dir else None)
+        self.input_px = int(self.metadata["input"]["shape"][0])
+        self.batch_size = batch_size
+        self.threads = threads
+        self.limits = limits
+        cal = self.metadata["calibration"]
+        self.type_temperature = float(cal["type_temperature"])
+        self.feature_temperature = float(cal["feature_temperature"])
+        self.unid_threshold = float(cal["unid_threshold"])
+        tax = load_taxonomy()
+        self.type_abbrs = np.array(tax.type_abbrs)
+        trained = set(self.metadata.get("trained_features", []))
+        self.untrained = np.array([f not in trained for f in tax.feature_ids])
+        self._forward = self._make_forward()
+
+    @property
+    def version(self) -> str:
+        return self.metadata["version"]
+
+    def _make_forward(self):
+        import tensorflow as tf
+        net = self.net
+
+        @tf.function(reduce_retracing=True)
+        def forward(x):
+            out = net(tf.cast(x, tf.float32), training=False)
+            return out["cell_type_logits"], out["features_logits"], out["embedding"]
+        return forward
+
+    def decode(self, sources: Sequence[str | Path | bytes], names: Sequence[str] | None = None) -> np.ndarray:
+        """Decode images to (n, input_px, input_px, 3) uint8; raises InvalidImage on the first bad one."""
+        names = names or [None] * len(sources)
+        with ThreadPoolExecutor(self.threads) as ex:
+            arrays = list(ex.map(lambda a: load_cell_image(a[0], self.input_px, a[1], self.limits), zip(sources, names)))
+        return np.stack(arrays) if arrays else np.zeros((0, self.input_px, self.input_px, 3), np.uint8)
+
+    def predict_arrays(self, images: np.ndarray) -> CellPredictions:
+        """Predict already-decoded images (n, input_px, input_px, 3) uint8."""
+        parts = [self._forward(images[s:s + self.batch_size]) for s in range(0, len(images), self.batch_size)]
+        return self._finish(parts)
+
+    def predict_files(self, sources: Sequence[str | Path | bytes], names: Sequence[str] | None = None) -> CellPredictions:
+        """Decode and predict, decoding batch k+1 while the network runs batch k."""
+        names = list(names) if names else [None] * len(sources)
+        batches = [(sources[s:s + self.batch_size], names[s:s + self.batch_size])
+                   for s in range(0, len(sources), self.batch_size)]
+        if not batches:
+            return self._finish([])
+        parts = []
+        with ThreadPoolExecutor(1) as prefetch:
+            pending = prefetch.submit(self.decode, *batches[0])
+            for k in range(len(batches)):
+                images = pending.result()
+                if k + 1 < len(batches):
+                    pending = prefetch.submit(self.decode, *batches[k + 1])
+                parts.append(self._forward(images))
+        return self._finish(parts)
+
+    def _finish(self, parts: Iterable) -> CellPredictions:
+        parts = list(parts)
+        if not parts:
+            d = int(self.net.output["embedding"].shape[-1])
+            return CellPredictions(np.zeros((0, 17)), np.zeros((0, 97)), np.zeros((0, d)), np.array([], dtype=object),
+                                   np.zeros(0))
+        type_logits = np.concatenate([np.asarray(p[0]) for p in parts])
+        feat_logits = np.concatenate([np.asarray(p[1]) for p in parts])
+        embedding = np.concatenate([np.asarray(p[2]) for p in parts])
+        type_probs = softmax(type_logits / self.type_temperature, axis=1)
+        feature_probs = expit(feat_logits / self.feature_temperature)
+        feature_probs[:, self.untrained] = np.nan
+        confidence = type_probs.max(1)
+        calls = self.type_abbrs[type_probs.argmax(1)].astype(object)
+        calls[confidence < self.unid_threshold] = UNID
+        return CellPredictions(type_probs, feature_probs, embedding, calls, confidence)

@@ -1,0 +1,43 @@
+"""Options and helpers shared by several commands, defined once."""
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from pathlib import Path
+
+import click
+import yaml
+
+from models.errors import InvalidInput
+
+
+def seed_option(default: int = 0):
+    return click.option("--seed", type=int, default=default, show_default=True, help="Random seed; same seed, same output.")
+
+
+def config_option():
+    return click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+                        help="YAML file overriding the default settings.")
+
+
+def load_dataclass_config(cls, config_file: Path | None, **overrides):
+    """Defaults of ``cls``, then the YAML file, then explicit overrides that are not None."""
+    values: dict = {}
+    if config_file:
+        try:
+            values = yaml.safe_load(config_file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise InvalidInput(f"{config_file}: not valid YAML ({exc})") from exc
+        if not isinstance(values, dict):
+            raise InvalidInput(f"{config_file}: expected a mapping of settings")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InvalidInput(f"{config_file}: unknown settings {unknown}; known: {sorted(known)}")
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return cls(**values)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")

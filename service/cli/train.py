@@ -1,0 +1,31 @@
+"""``mdsdx train cells|diagnosis``: train the shipped models with the project's own code."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from service.cli.common import config_option, load_dataclass_config, seed_option, setup_logging
+
+
+@click.group()
+def train() -> None:
+    """Train a model from the real crops in ../shared/data and the simulator."""
+
+
+@train.command("cells")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
+@config_option()
+@click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
+@click.option("--simulated-dir", type=click.Path(file_okay=False), help="Reuse simulated cells made before (cells.csv inside).")
+@click.option("--epochs", type=int, help="Override the number of epochs.")
+@click.option("--init-weights", type=click.Path(dir_okay=False, exists=True), help="Start from this weights file.")
+@seed_option()
+def train_cells(out: Path, config_file: Path | None, data_root, simulated_dir, epochs, init_weights, seed: int) -> None:
+    """Train, calibrate and save the stage-1 cell CNN to OUT/cellnet.keras (+ metadata.json)."""
+    setup_logging()
+    from models.train import TrainConfig, train_cells as run
+    config = load_dataclass_config(TrainConfig, config_file, data_root=data_root, simulated_dir=simulated_dir,
+                                   epochs=epochs, init_weights=init_weights, seed=seed)
+    path = run(out, config)
+    click.echo(f"saved {path}")
