@@ -43,11 +43,23 @@ class CropPool:
     _cache: OrderedDict = field(default_factory=OrderedDict, repr=False)
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, splits: tuple[str, ...]) -> "CropPool":
-        """Crops of ``splits`` whose label is a single type (partial labels are not drawn)."""
+    def from_frame(cls, frame: pd.DataFrame, splits: tuple[str, ...], prefer_source: str | None = None) -> "CropPool":
+        """Crops of ``splits`` whose label is a single type (partial labels are not drawn).
+
+        With ``prefer_source`` (``pbc``), a type that has crops from that source draws only those:
+        a peripheral smear takes marrow crops (another magnification and stain) only for the
+        types the peripheral set lacks, the blasts and artifacts.
+        """
         by_type: dict[str, list[tuple[str, str]]] = {}
-        for path, file, types, split in zip(frame["path"], frame["file"], frame["cell_types"], frame["split"]):
+        preferred: set[str] = set()
+        sources = frame["source"] if "source" in frame else pd.Series([None] * len(frame))
+        for types, split, source in zip(frame["cell_types"], frame["split"], sources):
+            if split in splits and len(types) == 1 and prefer_source and source == prefer_source:
+                preferred.add(types[0])
+        for path, file, types, split, source in zip(frame["path"], frame["file"], frame["cell_types"], frame["split"], sources):
             if split in splits and len(types) == 1:
+                if prefer_source and types[0] in preferred and source != prefer_source:
+                    continue
                 by_type.setdefault(types[0], []).append((path, file))
         return cls(by_type)
 

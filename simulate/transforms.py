@@ -39,7 +39,10 @@ def _masked_blur(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
     m = mask.astype(np.float32)
     num = ndi.gaussian_filter(img * m[..., None], (sigma, sigma, 0))
     den = ndi.gaussian_filter(m, sigma)[..., None]
-    return num / np.maximum(den, 1e-3)
+    # far (> 3 sigma) from any masked pixel the ratio is 0/0: fall back to the masked mean colour
+    mean = img[mask].mean(0) if mask.any() else img.reshape(-1, img.shape[-1]).mean(0)
+    eps = 1e-2
+    return (num + eps * mean) / (den + eps)
 
 
 def _blend(base: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -75,6 +78,18 @@ def _inner_cytoplasm(masks: CellMasks, margin_px: float) -> np.ndarray:
     return inner & ~ndi.binary_dilation(masks.nucleus, iterations=1)
 
 
+def granule_texture_energy(rgb: np.ndarray, masks: CellMasks, sigma_px: float = 2.0) -> float:
+    """Mean squared high-pass (green channel minus its 2-px blur *within the cytoplasm*) over the
+    inner cytoplasm: the granule texture. Blurring within the mask keeps the nucleus and cell
+    edges out of the measure, so a paler cytoplasm does not read as more texture; the 4 px margin
+    keeps the feathered cell border (where old and new cytoplasm blend) out too."""
+    g = rgb[..., 1].astype(np.float32)[..., None]
+    cyto = masks.cytoplasm
+    high = (g - _masked_blur(g, cyto, sigma_px * _scale(rgb)))[..., 0]
+    inner = ndi.binary_erosion(cyto, iterations=max(int(4 * _scale(rgb)), 1))  # clear of the feathered edge
+    return float((high[inner] ** 2).mean()) if inner.any() else 0.0
+
+
 # --- granules -------------------------------------------------------------------------------
 
 DG_DETAIL_KEPT = (1.0, 0.45, 0.18, 0.04)   # share of granule texture left at DG 0..3
@@ -99,11 +114,14 @@ def decreased_granules(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np
     field = _smooth_noise(cyto.shape, 4.0 * s, rng)
     removed = field < np.quantile(field[cyto], DG_PATCH_REMOVED[severity]) if cyto.any() else np.zeros_like(cyto)
     keep = np.where(removed, DG_DETAIL_KEPT[severity] * 0.3, DG_DETAIL_KEPT[severity])
-    target = PALE_BLUE_GREY * (smooth.mean(axis=(0, 1)) / np.maximum(img.mean(axis=(0, 1)), 1)) ** 0
+    target = PALE_BLUE_GREY
+    # the colour layer itself loses its fine structure with grade: mix in a wider blur
+    wide = _masked_blur(img, cyto, 6.0 * s)
+    smooth = smooth + (wide - smooth) * DG_FADE[severity]
     colour = _blend(smooth, target, np.full(cyto.shape, DG_FADE[severity], np.float32))
     new = colour + detail * keep[..., None]
     # feather only at the cell border, so the nucleus stays pixel-identical
-    alpha = ndi.gaussian_filter(cyto.astype(np.float32), 1.0 * s) * cyto
+    alpha = ndi.gaussian_filter(cyto.astype(np.float32), 0.7 * s) * cyto
     out = img * (1 - alpha[..., None]) + new * alpha[..., None]
     out[masks.nucleus] = img[masks.nucleus]
     return _finish(out)
@@ -251,14 +269,15 @@ def hypersegmentation(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.
     out = _erase_nucleus(img, masks, rng)
     centre, area, cell_r, s = _nucleus_frame(masks, img)
     n = 5 + severity
-    lobe_r = min(np.sqrt(0.8 * area / (n * np.pi)), 0.2 * cell_r)
     arc_r = 0.5 * cell_r
     start = rng.uniform(0, 2 * np.pi)
-    span = rng.uniform(1.3, 1.7) * np.pi
+    span = rng.uniform(1.4, 1.75) * np.pi
+    spacing = arc_r * span / (n - 1)
+    lobe_r = min(np.sqrt(0.8 * area / (n * np.pi)), 0.2 * cell_r, 0.36 * spacing)  # lobes must not touch
     angles = start + np.linspace(0, span, n) + rng.normal(0, 0.08, n)
-    radial = arc_r * rng.uniform(0.8, 1.05, n)
+    radial = arc_r * rng.uniform(0.92, 1.04, n)
     pos = [(r * np.sin(a), r * np.cos(a)) for a, r in zip(angles, radial)]
-    radii = lobe_r * rng.uniform(0.85, 1.15, n)
+    radii = lobe_r * rng.uniform(0.9, 1.1, n)
     shape = _lobes_mask(img.shape[:2], centre, pos, radii, 0.9 * s)
     return _finish(_paint_nucleus(out, shape, colour, texture, rng, clumped=0.2))
 

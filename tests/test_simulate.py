@@ -1,0 +1,218 @@
+"""Simulator tests: each transform changes what it claims and nothing else; labels, determinism,
+hygiene and the CLI's errors. Real-crop tests skip where ../shared/data is absent."""
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from scipy import ndimage as ndi
+
+from conftest import needs_shared_data, synthetic_cell
+from models.taxonomy import load_taxonomy
+from service.cli import cli
+from simulate.cells import label_vector, parse_feature_string, simulated_feature_ids
+from simulate.cohort import CohortConfig, load_disease_config, plan_cohort
+from simulate.partition import COHORT_SPLITS
+from simulate.segment import segment_cell
+from simulate.transforms import TRANSFORMS, decreased_granules, granule_texture_energy
+
+
+def _granular_cell(seed=0):
+    """A synthetic neutrophil: lilac cytoplasm sprinkled with pink-purple granules."""
+    rng = np.random.default_rng(seed)
+    img = synthetic_cell(256, seed).astype(np.float32)
+    masks = segment_cell(img.astype(np.uint8))
+    ys, xs = np.nonzero(masks.cytoplasm)
+    pick = rng.choice(len(ys), 900, replace=False)
+    img[ys[pick], xs[pick]] = (160, 95, 150)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+
+
+def test_segmentation_finds_the_synthetic_nucleus():
+    masks = segment_cell(synthetic_cell(256))
+    assert 1500 < masks.nucleus.sum() < 5000
+    assert masks.cell.sum() > 2 * masks.nucleus.sum()
+    assert masks.cell[128, 128]
+
+
+def test_decreased_granules_texture_falls_with_grade_and_nucleus_is_untouched():
+    rgb = _granular_cell()
+    masks = segment_cell(rgb)
+    energies = []
+    for grade in range(4):
+        out = decreased_granules(rgb, masks, grade, np.random.default_rng(1))
+        energies.append(granule_texture_energy(out, masks))
+        assert np.array_equal(out[masks.nucleus], rgb[masks.nucleus]), f"nucleus changed at grade {grade}"
+        assert np.array_equal(out[~masks.cell], rgb[~masks.cell]), "background changed"
+    assert all(a > b for a, b in zip(energies, energies[1:])), energies
+    assert energies[3] < 0.25 * energies[0]
+
+
+def test_decreased_granules_fades_towards_blue_grey():
+    rgb = _granular_cell()
+    masks = segment_cell(rgb)
+    out = decreased_granules(rgb, masks, 3, np.random.default_rng(0)).astype(float)
+    before = rgb[masks.cytoplasm].astype(float).mean(0)
+    after = out[masks.cytoplasm].mean(0)
+    assert (after[2] - after[0]) > (before[2] - before[0])  # bluer relative to red
+
+
+@pytest.mark.parametrize("name", ["toxic_granulation", "dohle_bodies", "vacuoles", "chromatin_clumping"])
+def test_cytoplasm_and_chromatin_transforms_stay_in_their_compartment(name):
+    rgb = _granular_cell(2)
+    masks = segment_cell(rgb)
+    out = TRANSFORMS[name].fn(rgb, masks, 2, np.random.default_rng(0))
+    assert not np.array_equal(out, rgb)
+    assert np.array_equal(out[~masks.cell], rgb[~masks.cell])
+    if name == "chromatin_clumping":
+        assert np.array_equal(out[~masks.nucleus], rgb[~masks.nucleus])
+        assert out[masks.nucleus].astype(float).std() > rgb[masks.nucleus].astype(float).std()
+    else:
+        assert np.array_equal(out[masks.nucleus], rgb[masks.nucleus])
+
+
+def test_hypersegmentation_makes_at_least_six_lobes():
+    rgb = synthetic_cell(256, 3)
+    masks = segment_cell(rgb)
+    for grade in (1, 2, 3):
+        out = TRANSFORMS["hypersegmentation"].fn(rgb, masks, grade, np.random.default_rng(grade))
+        dark = out[..., 1] < 100
+        cores = ndi.binary_erosion(dark, iterations=2)  # cut the thin filaments between lobes
+        n_lobes = ndi.label(cores)[1]
+        assert n_lobes >= 6, (grade, n_lobes)
+
+
+def test_pseudo_pelger_is_bilobed():
+    rgb = synthetic_cell(256, 4)
+    out = TRANSFORMS["pseudo_pelger"].fn(rgb, segment_cell(rgb), 2, np.random.default_rng(0))
+    cores = ndi.binary_erosion(out[..., 1] < 100, iterations=2)
+    assert ndi.label(cores)[1] == 2
+
+
+def test_giant_platelet_grows_with_grade():
+    rgb = np.full((256, 256, 3), (235, 205, 200), np.uint8)
+    yy, xx = np.mgrid[0:256, 0:256]
+    rgb[np.hypot(yy - 128, xx - 128) < 8] = (150, 100, 175)
+    masks = segment_cell(rgb)
+    areas = [((TRANSFORMS["giant_platelet"].fn(rgb, masks, g, np.random.default_rng(0))[..., 1] < 160).sum()) for g in (1, 2, 3)]
+    assert areas[0] < areas[1] < areas[2]
+
+
+def test_labels_agree_with_taxonomy():
+    tax = load_taxonomy()
+    for t in TRANSFORMS.values():
+        assert t.feature_id in tax.feature_ids
+        assert set(t.cell_types) <= set(tax.feature(t.feature_id).cell_types)
+    vec = label_vector("SNE", {"neu_degranulation": 2})
+    assert vec[tax.feature_index("neu_degranulation")] == 1
+    assert vec[tax.feature_index("neu_pseudo_pelger")] == 0
+    assert vec[tax.feature_index("plt_giant")] == -1           # does not apply to a neutrophil
+    assert vec[tax.feature_index("ly_cleaved_nucleus")] == -1  # not simulated: unknown
+    assert label_vector("SNE", {"neu_degranulation": 1})[tax.feature_index("neu_degranulation")] == -1
+    assert parse_feature_string("neu_degranulation:2;plt_giant:1") == {"neu_degranulation": 2, "plt_giant": 1}
+    assert set(simulated_feature_ids()) == {t.feature_id for t in TRANSFORMS.values()}
+
+
+def test_disease_config_and_plans_are_deterministic():
+    diseases = load_disease_config()
+    types = set(load_taxonomy().type_abbrs)
+    a = plan_cohort(CohortConfig(n_smears=20, seed=5), diseases, types)
+    b = plan_cohort(CohortConfig(n_smears=20, seed=5), diseases, types)
+    c = plan_cohort(CohortConfig(n_smears=20, seed=6), diseases, types)
+    assert a == b and a != c
+    assert sorted(p.diagnosis for p in a).count("MDS") == 10
+    assert all(100 <= p.n_cells <= 200 for p in a)
+    # MDS draws more dysplasia than AA on average
+    mds = np.mean([p.feature_rates["neu_degranulation"] for p in a if p.diagnosis == "MDS"])
+    aa = np.mean([p.feature_rates["neu_degranulation"] for p in a if p.diagnosis == "AA"])
+    assert mds > aa
+
+
+def test_hard_difficulty_overlaps_more():
+    diseases = load_disease_config()
+    types = set(load_taxonomy().type_abbrs)
+    def gap(level):
+        plans = plan_cohort(CohortConfig(n_smears=400, seed=1, difficulty=level), diseases, types)
+        r = lambda d: np.array([p.feature_rates["neu_degranulation"] for p in plans if p.diagnosis == d])
+        return r("MDS").mean() - r("AA").mean()
+    assert gap("hard") < gap("easy")
+
+
+def test_cli_bad_arguments_are_one_line():
+    runner = CliRunner()
+    r = runner.invoke(cli, ["simulate", "--out", "x"])
+    assert r.exit_code == 2 and "--smears" in r.output
+    r = runner.invoke(cli, ["simulate", "--out", "x", "--smears", "2", "--difficulty", "extreme"])
+    assert r.exit_code == 2
+
+
+def test_cli_missing_source_is_a_clear_error(tmp_path):
+    r = CliRunner().invoke(cli, ["simulate", "--out", str(tmp_path / "c"), "--smears", "2", "--source", str(tmp_path)])
+    assert r.exit_code == 2
+    assert "expected crops in pbc/<class>/" in r.output
+    assert not (tmp_path / "c").exists()
+
+
+@needs_shared_data
+def test_cohort_layout_determinism_and_hygiene(tmp_path, data_root):
+    runner = CliRunner()
+    for name in ("a", "b"):
+        r = runner.invoke(cli, ["simulate", "--out", str(tmp_path / name), "--smears", "3", "--seed", "11",
+                                "--cells", "12", "--workers", "1"])
+        assert r.exit_code == 0, r.output
+    a, b = tmp_path / "a", tmp_path / "b"
+    cohort = pd.read_csv(a / "cohort.csv")
+    assert list(cohort.columns) == ["smear_id", "diagnosis", "n_cells", "seed"]
+    assert set(cohort["diagnosis"]) <= {"MDS", "AA"} and (cohort["n_cells"] == 12).all()
+    cells = pd.read_csv(a / "cells.csv", keep_default_na=False)
+    assert list(cells.columns) == ["path", "cell_type", "features"]
+    assert len(cells) == 36 and (a / cells["path"][0]).is_file()
+    assert cells["path"][0].endswith("smear_0001/cell_0001.jpg")
+    for p in cells["path"]:
+        assert np.array_equal(np.asarray(Image.open(a / p)), np.asarray(Image.open(b / p)))
+    assert cells.equals(pd.read_csv(b / "cells.csv", keep_default_na=False))
+    # hygiene: a test cohort draws only test-split crops
+    from models.datasets import load_all
+    split_of = dict(zip(load_all(data_root)["file"], load_all(data_root)["split"]))
+    provenance = pd.read_csv(a / "provenance.csv")
+    assert {split_of[f] for f in provenance["source_file"]} == set(COHORT_SPLITS["test-cohort"])
+    # refusing to overwrite keeps the first cohort intact
+    r = runner.invoke(cli, ["simulate", "--out", str(a), "--smears", "1"])
+    assert r.exit_code == 2 and "not empty" in r.output
+    assert pd.read_csv(a / "cohort.csv").equals(cohort)
+
+
+@needs_shared_data
+def test_partitions_never_share_crops(data_root):
+    from models.datasets import load_all
+    from simulate.cells import CropPool
+    frame = load_all(data_root)
+    pools = {name: CropPool.from_frame(frame, splits) for name, splits in COHORT_SPLITS.items() if name != "all"}
+    files = {name: {f for items in pool.by_type.values() for _, f in items} for name, pool in pools.items()}
+    assert not files["train-cohort"] & files["test-cohort"]
+    cnn_train = set(frame.loc[frame.split == "train", "file"])
+    assert not files["test-cohort"] & cnn_train
+
+
+@needs_shared_data
+def test_transforms_on_real_neutrophils(data_root):
+    """On real neutrophils with enough cytoplasm to measure (>= 1500 px at 256 px), granule texture
+    falls at every DG grade and the nucleus is untouched."""
+    from models.datasets import load_pbc
+    frame = load_pbc(data_root)
+    paths = frame.loc[frame.source_label == "segmented_neutrophil", "path"].iloc[:40]
+    measured = 0
+    for p in paths:
+        rgb = np.asarray(Image.open(p).convert("RGB"))
+        masks = segment_cell(rgb)
+        assert masks.nucleus.sum() > 300
+        out3 = decreased_granules(rgb, masks, 3, np.random.default_rng(0))
+        assert np.array_equal(out3[masks.nucleus], rgb[masks.nucleus])
+        if masks.cytoplasm.sum() < 1500:
+            continue
+        measured += 1
+        e = [granule_texture_energy(decreased_granules(rgb, masks, g, np.random.default_rng(0)), masks) for g in range(4)]
+        assert all(x > y for x, y in zip(e, e[1:])), (p, e)
+    assert measured >= 10
