@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -15,6 +15,7 @@ import numpy as np
 from scipy.special import expit, softmax
 
 from models.artifact import load_cellnet
+from models.errors import InvalidImage
 from models.preprocess import ImageLimits, load_cell_image
 from models.taxonomy import load_taxonomy
 
@@ -30,13 +31,18 @@ class CellPredictions:
     - ``feature_probs`` (n, 97): calibrated sigmoid; NaN for features that had no training label;
     - ``embedding`` (n, d): the pooled last hidden layer;
     - ``cell_type`` (n,): the type abbreviation, or ``UNID`` below the confidence threshold;
-    - ``confidence`` (n,): the top type probability.
+    - ``confidence`` (n,): the top type probability;
+    - ``attribute_logits`` (n, 31): the WBCAtt attribute head, grouped as in ``models/sources.yaml``;
+    - ``failed``: (index, message) of inputs that could not be decoded, when decoding skipped them
+      (the arrays above then hold only the decoded inputs, in input order).
     """
     type_probs: np.ndarray
     feature_probs: np.ndarray
     embedding: np.ndarray
     cell_type: np.ndarray
     confidence: np.ndarray
+    attribute_logits: np.ndarray
+    failed: list = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.cell_type)
@@ -73,51 +79,75 @@ class CellPredictor:
         @tf.function(reduce_retracing=True)
         def forward(x):
             out = net(tf.cast(x, tf.float32), training=False)
-            return out["cell_type_logits"], out["features_logits"], out["embedding"]
+            return out["cell_type_logits"], out["features_logits"], out["embedding"], out["attributes"]
         return forward
 
-    def decode(self, sources: Sequence[str | Path | bytes], names: Sequence[str] | None = None) -> np.ndarray:
-        """Decode images to (n, input_px, input_px, 3) uint8; raises InvalidImage on the first bad one."""
+    def decode(self, sources: Sequence[str | Path | bytes], names: Sequence[str] | None = None,
+               skip_invalid: bool = False) -> tuple[np.ndarray, list[tuple[int, str]]]:
+        """Decode images to (n_ok, input_px, input_px, 3) uint8 and the (index, message) of failures.
+
+        Without ``skip_invalid`` the first undecodable image raises :class:`InvalidImage`.
+        """
         names = names or [None] * len(sources)
+
+        def one(item):
+            try:
+                return load_cell_image(item[0], self.input_px, item[1], self.limits)
+            except InvalidImage as exc:
+                if not skip_invalid:
+                    raise
+                return exc
         with ThreadPoolExecutor(self.threads) as ex:
-            arrays = list(ex.map(lambda a: load_cell_image(a[0], self.input_px, a[1], self.limits), zip(sources, names)))
-        return np.stack(arrays) if arrays else np.zeros((0, self.input_px, self.input_px, 3), np.uint8)
+            results = list(ex.map(one, zip(sources, names)))
+        failed = [(i, str(r)) for i, r in enumerate(results) if isinstance(r, Exception)]
+        arrays = [r for r in results if not isinstance(r, Exception)]
+        stacked = np.stack(arrays) if arrays else np.zeros((0, self.input_px, self.input_px, 3), np.uint8)
+        return stacked, failed
 
     def predict_arrays(self, images: np.ndarray) -> CellPredictions:
         """Predict already-decoded images (n, input_px, input_px, 3) uint8."""
         parts = [self._forward(images[s:s + self.batch_size]) for s in range(0, len(images), self.batch_size)]
         return self._finish(parts)
 
-    def predict_files(self, sources: Sequence[str | Path | bytes], names: Sequence[str] | None = None) -> CellPredictions:
-        """Decode and predict, decoding batch k+1 while the network runs batch k."""
+    def predict_files(self, sources: Sequence[str | Path | bytes], names: Sequence[str] | None = None,
+                      skip_invalid: bool = False, progress=None) -> CellPredictions:
+        """Decode and predict, decoding batch k+1 while the network runs batch k.
+
+        ``progress`` (optional) is called with the number of inputs finished after each batch.
+        """
         names = list(names) if names else [None] * len(sources)
-        batches = [(sources[s:s + self.batch_size], names[s:s + self.batch_size])
-                   for s in range(0, len(sources), self.batch_size)]
+        starts = list(range(0, len(sources), self.batch_size))
+        batches = [(sources[s:s + self.batch_size], names[s:s + self.batch_size], skip_invalid) for s in starts]
         if not batches:
             return self._finish([])
-        parts = []
+        parts, failed = [], []
         with ThreadPoolExecutor(1) as prefetch:
             pending = prefetch.submit(self.decode, *batches[0])
-            for k in range(len(batches)):
-                images = pending.result()
+            for k, start in enumerate(starts):
+                images, bad = pending.result()
+                failed += [(start + i, msg) for i, msg in bad]
                 if k + 1 < len(batches):
                     pending = prefetch.submit(self.decode, *batches[k + 1])
-                parts.append(self._forward(images))
-        return self._finish(parts)
+                if len(images):
+                    parts.append(self._forward(images))
+                if progress:
+                    progress(len(batches[k][0]))
+        return self._finish(parts, failed)
 
-    def _finish(self, parts: Iterable) -> CellPredictions:
+    def _finish(self, parts: Iterable, failed: list | None = None) -> CellPredictions:
         parts = list(parts)
         if not parts:
             d = int(self.net.output["embedding"].shape[-1])
             return CellPredictions(np.zeros((0, 17)), np.zeros((0, 97)), np.zeros((0, d)), np.array([], dtype=object),
-                                   np.zeros(0))
+                                   np.zeros(0), np.zeros((0, 31)), failed or [])
         type_logits = np.concatenate([np.asarray(p[0]) for p in parts])
         feat_logits = np.concatenate([np.asarray(p[1]) for p in parts])
         embedding = np.concatenate([np.asarray(p[2]) for p in parts])
+        attribute_logits = np.concatenate([np.asarray(p[3]) for p in parts])
         type_probs = softmax(type_logits / self.type_temperature, axis=1)
         feature_probs = expit(feat_logits / self.feature_temperature)
         feature_probs[:, self.untrained] = np.nan
         confidence = type_probs.max(1)
         calls = self.type_abbrs[type_probs.argmax(1)].astype(object)
         calls[confidence < self.unid_threshold] = UNID
-        return CellPredictions(type_probs, feature_probs, embedding, calls, confidence)
+        return CellPredictions(type_probs, feature_probs, embedding, calls, confidence, attribute_logits, failed or [])

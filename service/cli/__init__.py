@@ -6,6 +6,7 @@ import sys
 import click
 
 from models.errors import MdsdxError
+from service.cli.cells import cells
 from service.cli.simulate import simulate
 from service.cli.taxonomy import taxonomy
 from service.cli.train import train
@@ -28,6 +29,7 @@ def cli() -> None:
     """mdsdx: MDS screening from peripheral-blood cell images (research use only, not a medical device)."""
 
 
+cli.add_command(cells)
 cli.add_command(simulate)
 cli.add_command(taxonomy)
 cli.add_command(train)

@@ -1,0 +1,195 @@
+"""Held-out evaluation of the stage-1 model (``mdsdx evaluate cells``).
+
+Real test crops (our ``test`` split: WBCAtt ``val`` plus hashed crops no training step saw) give
+the type, group, fine-class, attribute, vacuole-feature and calibration figures. The simulator's
+``test`` cells, made only from test crops, give the simulated-feature figures and the types with
+no real images; every such figure is labelled SIMULATED.
+
+Writes to ``out``: ``metrics.json``, ``table2_types.csv`` (Kimura Table 2 layout),
+``table3_features_real.csv`` and ``table3_features_simulated.csv`` (Table 3 layout),
+``confusion_matrix.png`` (Fig. 1), ``tsne.png`` (Fig. 2) and ``report.md``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.datasets import attribute_targets, feature_targets, load_all, source_map
+from models.metrics import binary_scores, expected_calibration_error, normalised_confusion, one_vs_rest
+from models.taxonomy import load_taxonomy
+
+log = logging.getLogger(__name__)
+FINE_CLASSES = ["SNE", "BNE", "MMY", "MY", "PMY"]
+
+
+def _attribute_accuracy(logits: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    vocab = source_map()["wbcatt_attributes"]
+    out, start = {}, 0
+    for j, (name, values) in enumerate(vocab.items()):
+        pred = logits[:, start:start + len(values)].argmax(1)
+        known = targets[:, j] >= 0
+        out[name] = float((pred[known] == targets[known, j]).mean()) if known.any() else float("nan")
+        start += len(values)
+    return out
+
+
+def _plot_confusion(cm: np.ndarray, labels: list[str], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(9, 8))
+    im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=90)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("reference")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            if cm[i, j] >= 0.01:
+                ax.text(j, i, f"{cm[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if cm[i, j] > 0.5 else "black")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def _plot_tsne(embedding: np.ndarray, labels: np.ndarray, path: Path, seed: int, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+    xy = TSNE(n_components=2, init="pca", random_state=seed, perplexity=30).fit_transform(embedding)
+    fig, ax = plt.subplots(figsize=(9, 8))
+    cmap = plt.get_cmap("tab20")
+    for k, label in enumerate(load_taxonomy().type_abbrs):
+        sel = labels == label
+        if sel.any():
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=5, color=cmap(k % 20), label=label, alpha=0.7)
+            cx, cy = np.median(xy[sel], axis=0)
+            ax.text(cx, cy, label, fontsize=9, weight="bold")
+    ax.legend(markerscale=3, fontsize=7, ncol=2, loc="best")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def evaluate_cells(out: Path, model_dir: Path | None = None, data_root: Path | None = None,
+                   simulated_dir: Path | None = None, seed: int = 0, tsne_max: int = 3000) -> dict:
+    """Evaluate the model on the held-out split and write the tables, plots and metrics.json."""
+    from models.infer import CellPredictor
+    from simulate.cells import label_vector, parse_feature_string
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tax = load_taxonomy()
+    predictor = CellPredictor(model_dir)
+    real = load_all(data_root)
+    real = real[real["split"] == "test"].reset_index(drop=True)
+    log.info("predicting %d real test crops", len(real))
+    rp = predictor.predict_files(real["path"].tolist())
+    pred_type = np.array(tax.type_abbrs)[rp.type_probs.argmax(1)]
+    single = real["cell_types"].map(len).values == 1
+    true_type = np.array([t[0] if len(t) == 1 else "+".join(t) for t in real["cell_types"]])
+
+    groups = {a: g for g, abbrs in source_map()["classic_groups"].items() for a in abbrs}
+    is_pbc = (real["source"] == "pbc").values
+    pred_group = np.array([groups.get(t) for t in pred_type], dtype=object)
+    group_acc = float((pred_group[is_pbc] == real["group"].values[is_pbc]).mean())
+    fine_rows = one_vs_rest(true_type[is_pbc & single], pred_type[is_pbc & single], FINE_CLASSES)
+    fine_macro = float(np.nanmean([r["sensitivity"] for r in fine_rows]))
+    allowed = np.stack([np.isin(tax.type_abbrs, t) for t in real["cell_types"]])
+    correct = allowed[np.arange(len(real)), rp.type_probs.argmax(1)]
+    ece = expected_calibration_error(rp.confidence, correct)
+    unid_rate = float((rp.cell_type == "UNID").mean())
+
+    has_attr = (attribute_targets(real) >= 0).any(1)
+    attr_acc = _attribute_accuracy(rp.attribute_logits[has_attr], attribute_targets(real[has_attr]))
+    attr_mean = float(np.mean(list(attr_acc.values())))
+
+    real_feat_t = feature_targets(real)
+    real_feature_rows = []
+    for j, fid in enumerate(tax.feature_ids):
+        known = real_feat_t[:, j] >= 0
+        if known.any():
+            real_feature_rows.append({"feature": tax.features[j].name, "id": fid, "label_source": "WBCAtt (real)",
+                                      **binary_scores(real_feat_t[known, j], rp.feature_probs[known, j])})
+
+    sim_rows_types, sim_feature_rows, sim_true, sim_pred, sim_emb = [], [], np.array([]), np.array([]), None
+    if simulated_dir and (Path(simulated_dir) / "cells.csv").is_file():
+        sim = pd.read_csv(Path(simulated_dir) / "cells.csv", keep_default_na=False)
+        sim = sim[sim["split"] == "test"].reset_index(drop=True)
+        log.info("predicting %d simulated test cells", len(sim))
+        sp = predictor.predict_files([str(Path(simulated_dir) / p) for p in sim["path"]])
+        sim_true = sim["cell_type"].values
+        sim_pred = np.array(tax.type_abbrs)[sp.type_probs.argmax(1)]
+        sim_emb = sp.embedding
+        targets = np.stack([label_vector(t, parse_feature_string(f)) for t, f in zip(sim["cell_type"], sim["features"])])
+        for j, fid in enumerate(tax.feature_ids):
+            known = targets[:, j] >= 0
+            if known.any() and not np.isnan(sp.feature_probs[known, j]).all():
+                sim_feature_rows.append({"feature": tax.features[j].name, "id": fid, "label_source": "SIMULATED",
+                                         **binary_scores(targets[known, j], sp.feature_probs[known, j])})
+
+    all_true = np.concatenate([true_type[single], sim_true])
+    all_pred = np.concatenate([pred_type[single], sim_pred])
+    table2 = pd.DataFrame(one_vs_rest(all_true, all_pred, tax.type_abbrs))
+    table2.insert(1, "cell_type", [t.name for t in tax.cell_types])
+    table2.insert(2, "images", ["SIMULATED" if t in ("VLY", "TAG", "MEK", "SMU") else "real" for t in tax.type_abbrs])
+    table2.to_csv(out / "table2_types.csv", index=False)
+    pd.DataFrame(real_feature_rows).to_csv(out / "table3_features_real.csv", index=False)
+    pd.DataFrame(sim_feature_rows).to_csv(out / "table3_features_simulated.csv", index=False)
+
+    cm = normalised_confusion(all_true, all_pred, tax.type_abbrs)
+    _plot_confusion(cm, tax.type_abbrs, out / "confusion_matrix.png",
+                    "Stage-1 confusion matrix, held-out test split\n(real crops; VLY, TAG, MEK, SMU are SIMULATED renders)")
+    rng = np.random.default_rng(seed)
+    emb = np.concatenate([rp.embedding[single], sim_emb]) if sim_emb is not None else rp.embedding[single]
+    keep = rng.permutation(len(emb))[:tsne_max]
+    _plot_tsne(emb[keep], all_true[keep], out / "tsne.png", seed,
+               "t-SNE of the embedding, held-out cells (real; VLY/TAG/MEK/SMU simulated)")
+
+    metrics = {
+        "model_version": predictor.version,
+        "n_real_test": int(len(real)), "n_simulated_test": int(len(sim_true)),
+        "classic_group_accuracy_pbc": group_acc,
+        "fine_class_macro_sensitivity_pbc": fine_macro,
+        "fine_classes": fine_rows,
+        "wbcatt_attribute_accuracy": attr_acc, "wbcatt_mean_accuracy": attr_mean,
+        "expected_calibration_error": ece, "unid_rate_real_test": unid_rate,
+        "type_accuracy_real_single_label": float((pred_type[single] == true_type[single]).mean()),
+        "simulated_feature_macro_auc": float(np.nanmean([r["auc"] for r in sim_feature_rows])) if sim_feature_rows else None,
+        "real_feature_macro_auc": float(np.nanmean([r["auc"] for r in real_feature_rows])) if real_feature_rows else None,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    _write_report(out, metrics, table2, real_feature_rows, sim_feature_rows)
+    return metrics
+
+
+def _write_report(out: Path, m: dict, table2: pd.DataFrame, real_rows: list, sim_rows: list) -> None:
+    pct = lambda x: "n/a" if x is None or x != x else f"{100 * x:.1f}"
+    lines = [f"# Stage-1 evaluation: {m['model_version']}", "",
+             "Held-out test split: real crops no training step saw, and SIMULATED cells made only from test crops.", "",
+             "| measure | value | target |", "|---|---|---|",
+             f"| 8 classic PBC groups, accuracy (real) | {pct(m['classic_group_accuracy_pbc'])} % | >= 98 % |",
+             f"| fine classes SNE/BNE/MMY/MY/PMY, macro sensitivity (real) | {pct(m['fine_class_macro_sensitivity_pbc'])} % | >= 90 % |",
+             f"| WBCAtt attributes, mean accuracy (real) | {pct(m['wbcatt_mean_accuracy'])} % | >= 93 % |",
+             f"| expected calibration error, types (real) | {pct(m['expected_calibration_error'])} % | <= 3 % |",
+             f"| UNID rate (real) | {pct(m['unid_rate_real_test'])} % | |", "",
+             "## Table 2 layout: cell types (one vs rest)", "", "| type | images | n | sensitivity % | specificity % |", "|---|---|---|---|---|"]
+    for r in table2.itertuples():
+        lines.append(f"| {r.label} {r.cell_type} | {r.images} | {r.n} | {pct(r.sensitivity)} | {pct(r.specificity)} |")
+    for title, rows in (("real labels (WBCAtt vacuoles)", real_rows), ("SIMULATED labels", sim_rows)):
+        lines += ["", f"## Table 3 layout: features, {title}", "", "| feature | positives | negatives | sensitivity % | specificity % | AUC |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['feature']} | {r['n_positive']} | {r['n_negative']} | {pct(r['sensitivity'])} | {pct(r['specificity'])} | "
+                  f"{r['auc']:.3f} |" for r in rows]
+    lines += ["", "WBCAtt attributes: " + ", ".join(f"{k} {pct(v)} %" for k, v in m["wbcatt_attribute_accuracy"].items()), ""]
+    (out / "report.md").write_text("\n".join(lines))

@@ -1,0 +1,52 @@
+"""Metric definitions shared by the stage-1 evaluation (sklearn.metrics where it has them).
+
+Kimura et al. 2019 report per-type sensitivity and specificity one-vs-rest (Table 2) and per-feature
+sensitivity, specificity and AUC (Table 3); we keep their definitions.
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, roc_auc_score
+
+
+def one_vs_rest(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> list[dict]:
+    """Per label: n, sensitivity TP/(TP+FN), specificity TN/(TN+FP), with predictions as given."""
+    rows = []
+    for label in labels:
+        t, p = y_true == label, y_pred == label
+        tp, fn = int((t & p).sum()), int((t & ~p).sum())
+        tn, fp = int((~t & ~p).sum()), int((~t & p).sum())
+        rows.append({"label": label, "n": int(t.sum()),
+                     "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
+                     "specificity": tn / (tn + fp) if tn + fp else float("nan")})
+    return rows
+
+
+def binary_scores(y_true: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict:
+    """Sensitivity, specificity and ROC AUC of a score against 0/1 labels."""
+    y_true = y_true.astype(bool)
+    pred = score >= threshold
+    tp, fn = int((y_true & pred).sum()), int((y_true & ~pred).sum())
+    tn, fp = int((~y_true & ~pred).sum()), int((~y_true & pred).sum())
+    auc = roc_auc_score(y_true, score) if 0 < y_true.sum() < len(y_true) else float("nan")
+    return {"n_positive": int(y_true.sum()), "n_negative": int((~y_true).sum()),
+            "sensitivity": tp / (tp + fn) if tp + fn else float("nan"),
+            "specificity": tn / (tn + fp) if tn + fp else float("nan"), "auc": float(auc)}
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15) -> float:
+    """Top-label ECE (Guo et al. 2017): sum over equal-width confidence bins of
+    |accuracy - mean confidence| weighted by the bin's share of samples."""
+    edges = np.linspace(0, 1, n_bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        inside = (confidence > lo) & (confidence <= hi)
+        if inside.any():
+            ece += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(ece)
+
+
+def normalised_confusion(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> np.ndarray:
+    """Row-normalised confusion matrix (rows true, columns predicted)."""
+    cm = confusion_matrix(y_true, y_pred, labels=labels).astype(float)
+    return cm / np.maximum(cm.sum(1, keepdims=True), 1)

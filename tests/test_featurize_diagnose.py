@@ -1,0 +1,125 @@
+"""Featurizer definitions, the WHO view, and the XGBoost diagnoser with SHAP, on tiny seeded data."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from diagnose.model import DiagnoserConfig, MdsDiagnoser
+from diagnose.who import who_view
+from featurize import SmearFeaturizer, featurize_smear, parameter_names
+from featurize.smear import parameter_ids
+from models.errors import ModelLoadError
+from models.taxonomy import load_taxonomy
+
+TAX = load_taxonomy()
+
+
+def _onehot(types):
+    out = np.zeros((len(types), 17))
+    for i, t in enumerate(types):
+        out[i, TAX.type_index(t)] = 1
+    return out
+
+
+def test_114_parameters_with_readable_names():
+    ids = parameter_ids()
+    assert len(ids) == 114 and len(set(ids)) == 114
+    names = parameter_names()
+    assert names["feat_neu_degranulation"] == "neutrophil: degranulation"
+    assert names["type_SNE"] == "proportion: segmented neutrophil"
+
+
+def test_proportions_and_rates_follow_their_definitions():
+    types = ["SNE"] * 6 + ["BNE"] * 2 + ["LY"] * 10 + ["LP"] * 2
+    tp = _onehot(types)
+    fp = np.zeros((20, 97))
+    dg = TAX.feature_index("neu_degranulation")
+    fp[:2, dg] = 1.0          # 2 of 8 neutrophils degranulated
+    fp[10:, dg] = 1.0         # lymphocytes' value must not count: not the feature's type
+    fp[:, TAX.feature_index("ly_cleaved_nucleus")] = np.nan  # untrained feature
+    f = featurize_smear(tp, fp, min_usable_cells=5)
+    assert f.values["type_SNE"] == pytest.approx(6 / 20)
+    assert f.values["type_LY"] == pytest.approx(10 / 20)
+    assert f.values[[c for c in parameter_ids() if c.startswith("type_")]].sum() == pytest.approx(1.0)
+    assert f.values["feat_neu_degranulation"] == pytest.approx(2 / 8)
+    assert np.isnan(f.values["feat_ly_cleaved_nucleus"])
+    assert np.isnan(f.values["feat_erb_karyorrhexis"])        # no erythroblast: missing, not 0
+    assert f.values["type_ERB"] == 0.0
+
+
+def test_expected_counts_use_probabilities():
+    tp = np.zeros((2, 17))
+    tp[0, TAX.type_index("SNE")] = 0.5
+    tp[0, TAX.type_index("MMY")] = 0.5
+    tp[1, TAX.type_index("SNE")] = 1.0
+    fp = np.zeros((2, 97))
+    fp[0, TAX.feature_index("neu_degranulation")] = 1.0
+    f = featurize_smear(tp, fp, min_usable_cells=1)
+    assert f.values["type_SNE"] == pytest.approx(0.75)
+    assert f.values["feat_neu_degranulation"] == pytest.approx(0.5 / 1.5)
+
+
+def test_few_usable_cells_warn():
+    f = featurize_smear(_onehot(["SNE"] * 30 + ["SMU"] * 30), np.zeros((60, 97)))
+    assert f.n_usable == 30
+    assert f.warnings and "30 usable cells" in f.warnings[0]
+
+
+def test_who_view_flags_lineage_and_blast_band():
+    types = ["SNE"] * 40 + ["LY"] * 50 + ["BL"] * 4 + ["LP"] * 6
+    fp = np.zeros((100, 97))
+    fp[:8, TAX.feature_index("neu_degranulation")] = 0.9
+    fp[:, TAX.feature_index("ly_cleaved_nucleus")] = np.nan
+    view = who_view(_onehot(types), fp)
+    gran = view["lineages"]["granulocytic"]
+    assert gran["expected_cells"] == 40 and gran["dysplastic_percent"] == pytest.approx(18.0)
+    assert gran["flag"] and gran["drivers"][0]["feature"] == "neutrophil: degranulation"
+    assert view["lineages"]["erythroid"]["assessable"] is False
+    assert view["blasts"]["percent"] == pytest.approx(100 * 4 / 94, abs=0.1)
+    assert view["blasts"]["band"] == "2-4 %"
+
+
+def _cohort(n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.array([1] * (n // 2) + [0] * (n - n // 2))
+    X = pd.DataFrame(rng.uniform(0, 0.05, (n, 114)), columns=parameter_ids())
+    X["feat_neu_degranulation"] = np.where(y == 1, rng.uniform(0.1, 0.5, n), rng.uniform(0.0, 0.12, n))
+    X["feat_plt_giant"] = np.where(y == 1, rng.uniform(0.1, 0.4, n), rng.uniform(0.0, 0.2, n))
+    X.loc[X.index[:5], "feat_erb_karyorrhexis"] = np.nan
+    return X, y
+
+
+def test_diagnoser_learns_calibrates_and_explains_additively(tmp_path):
+    X, y = _cohort()
+    model = MdsDiagnoser(DiagnoserConfig(n_estimators=60), random_state=0).fit(X, y)
+    proba = model.predict_proba(X)[:, 1]
+    assert ((proba >= model.threshold_) == (y == 1)).mean() > 0.9
+    assert 0 < model.threshold_ < 1
+    spec = (model.oof_proba_[y == 0] < model.threshold_).mean()
+    assert spec >= 0.97
+    shap_values, base = model.explain(X)
+    assert shap_values.shape == (len(X), 114)
+    np.testing.assert_allclose(shap_values.sum(1) + base, model.margin(X), atol=1e-4)
+    top = model.top_features(shap_values[0])
+    assert top[0]["name"] in ("neutrophil: degranulation", "large platelet: giant platelet")
+    model.save(tmp_path / "m")
+    again = MdsDiagnoser.load(tmp_path / "m")
+    np.testing.assert_allclose(again.predict_proba(X), model.predict_proba(X), atol=1e-6)
+    assert again.threshold_ == model.threshold_
+    assert not list((tmp_path / "m").glob("*.pkl"))
+
+
+def test_diagnoser_load_errors_are_clear(tmp_path):
+    with pytest.raises(ModelLoadError, match="expected diagnoser.ubj"):
+        MdsDiagnoser.load(tmp_path)
+    (tmp_path / "diagnoser.ubj").write_bytes(b"not a model")
+    (tmp_path / "metadata.json").write_text('{"format": "something-else"}')
+    with pytest.raises(ModelLoadError, match="format"):
+        MdsDiagnoser.load(tmp_path)
+
+
+def test_featurizer_transformer_shape():
+    class P:
+        def __init__(self, t):
+            self.type_probs, self.feature_probs = _onehot(t), np.zeros((len(t), 97))
+    frame = SmearFeaturizer().fit().transform([P(["SNE"] * 60), P(["LY"] * 70)])
+    assert frame.shape == (2, 114) and list(frame.columns) == parameter_ids()
