@@ -33,6 +33,7 @@ def library_versions(*names: str) -> dict[str, str]:
 def save_cellnet(net, net_config, out: Path, calibration: dict, trained_features: list[str], training: dict,
                  version: str | None = None) -> Path:
     tax = load_taxonomy()
+    Path(out).mkdir(parents=True, exist_ok=True)
     path = Path(out) / "cellnet.keras"
     net.save(path)
     meta = {

@@ -32,3 +32,67 @@ def synthetic_cell(px: int = 256, seed: int = 0, height: int | None = None) -> n
     img[nucleus] = (110, 60, 140)
     img += rng.normal(0, 4, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def jpeg_bytes(seed: int = 0, px: int = 96, quality: int = 90) -> bytes:
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(synthetic_cell(px, seed)).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    from tiny_models import make_tiny_models
+    return make_tiny_models(tmp_path_factory.mktemp("tiny_models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tiny_models):
+    from diagnose.pipeline import SmearDiagnosisPipeline
+    return SmearDiagnosisPipeline(tiny_models["cellnet"], tiny_models["diagnoser"])
+
+
+@pytest.fixture(scope="session")
+def tiny_scorer(tiny_models):
+    from models.akira.infer import GranuleScorer
+    return GranuleScorer(tiny_models["akira"])
+
+
+def service_config(home, tiny_models, **overrides):
+    from service.config import ServiceConfig
+    values = dict(home=home, cell_model_dir=str(tiny_models["cellnet"]), diagnoser_dir=str(tiny_models["diagnoser"]),
+                  akira_model_dir=str(tiny_models["akira"]), max_images_per_smear=40, max_image_bytes=300_000,
+                  max_upload_bytes=8_000_000, max_zip_uncompressed_bytes=4_000_000, max_granule_images=10,
+                  load_models=False)
+    values.update(overrides)
+    return ServiceConfig(**values)
+
+
+@pytest.fixture
+def app(tmp_path, tiny_models, tiny_pipeline, tiny_scorer):
+    """A fresh app with its own temporary database and image store; models shared across tests."""
+    from service.app import create_app
+    app = create_app({"MDSDX": service_config(tmp_path / "home", tiny_models), "TESTING": True})
+    app.extensions["mdsdx"]["pipeline"] = tiny_pipeline
+    app.extensions["mdsdx"]["granules"] = tiny_scorer
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def api_key(app):
+    from service.auth import create_key
+    with app.extensions["mdsdx"]["sessions"]() as db:
+        return create_key(db, "lab-system")

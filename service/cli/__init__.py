@@ -7,6 +7,11 @@ import click
 
 from models.errors import MdsdxError
 from service.cli.cells import cells
+from service.cli.diagnose import diagnose
+from service.cli.evaluate import evaluate
+from service.cli.granules import granules
+from service.cli.keys import keys
+from service.cli.serve import serve
 from service.cli.simulate import simulate
 from service.cli.taxonomy import taxonomy
 from service.cli.train import train
@@ -30,6 +35,11 @@ def cli() -> None:
 
 
 cli.add_command(cells)
+cli.add_command(diagnose)
+cli.add_command(evaluate)
+cli.add_command(granules)
+cli.add_command(keys)
+cli.add_command(serve)
 cli.add_command(simulate)
 cli.add_command(taxonomy)
 cli.add_command(train)

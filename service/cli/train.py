@@ -29,3 +29,18 @@ def train_cells(out: Path, config_file: Path | None, data_root, simulated_dir, e
                                    epochs=epochs, init_weights=init_weights, seed=seed)
     path = run(out, config)
     click.echo(f"saved {path}")
+
+
+@train.command("diagnosis")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
+@config_option()
+@click.option("--cell-model", type=click.Path(file_okay=False, exists=True), help="Stage-1 model folder (default: shipped).")
+@click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
+def train_diagnosis(out: Path, config_file: Path | None, cell_model, data_root) -> None:
+    """Simulate cohorts, featurize them through the stage-1 CNN, fit and evaluate the MDS-vs-AA XGBoost."""
+    setup_logging()
+    from diagnose.train import DiagnosisTrainConfig, train_diagnosis as run
+    config = load_dataclass_config(DiagnosisTrainConfig, config_file, cell_model_dir=cell_model, data_root=data_root)
+    metrics = run(out, config)
+    click.echo(f"SIMULATED test cohort: sensitivity {metrics['sensitivity']:.3f}, specificity {metrics['specificity']:.3f}, "
+               f"AUC {metrics['auc']:.3f} (saved to {out})")

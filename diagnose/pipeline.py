@@ -1,0 +1,120 @@
+"""One smear from images to a diagnosis: the single function the service and the CLI both call.
+
+decode (models.preprocess) -> per-cell predictions (models.infer) -> 114 parameters (featurize)
+-> calibrated XGBoost call and SHAP (diagnose.model) -> WHO view (diagnose.who).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from diagnose.model import MdsDiagnoser
+from diagnose.who import who_view
+from featurize.smear import featurize_smear, parameter_names
+from models.errors import InvalidInput
+from models.taxonomy import load_taxonomy
+
+log = logging.getLogger(__name__)
+DYSPLASTIC_CELL_PROBABILITY = 0.5  # a cell is flagged in the gallery when a WHO dysplasia feature reaches this
+
+
+@dataclass
+class CellCall:
+    """One cell of the gallery: its name, type call, confidence and the features it shows (p >= 0.5)."""
+    name: str
+    cell_type: str
+    confidence: float
+    features: list[dict]
+    dysplastic: bool
+
+
+@dataclass
+class SmearResult:
+    """Everything a report or an API response shows about one smear."""
+    smear_id: str
+    p_mds: float
+    call: str
+    threshold: float
+    n_cells: int
+    n_usable: int
+    type_counts: dict            # hard calls per type (UNID included)
+    expected_type_counts: dict   # sum of probabilities per type
+    parameters: dict             # the 114 parameters (None where missing)
+    shap: dict                   # SHAP (log-odds) per parameter
+    shap_base: float
+    top_features: list[dict]
+    who: dict
+    warnings: list[str]
+    model_versions: dict
+    cells: list[CellCall] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """The JSON-ready result without the per-cell gallery."""
+        out = asdict(self)
+        out.pop("cells")
+        return out
+
+
+class SmearDiagnosisPipeline:
+    """Loads the stage-1 model and the diagnoser once; diagnoses any number of smears."""
+
+    def __init__(self, cell_model_dir: Path | str | None = None, diagnoser_dir: Path | str | None = None,
+                 batch_size: int = 64, threads: int = 2, limits=None):
+        from models.infer import CellPredictor
+        from models.preprocess import ImageLimits
+        self.predictor = CellPredictor(cell_model_dir, batch_size=batch_size, threads=threads,
+                                       limits=limits or ImageLimits())
+        self.diagnoser = MdsDiagnoser.load(diagnoser_dir)
+        self.diagnoser.explainer()
+        self.model_versions = {"cellnet": self.predictor.version, "diagnoser": self.diagnoser.metadata_["version"]}
+
+    def diagnose_images(self, sources: Sequence, names: Sequence[str], smear_id: str,
+                        skip_invalid: bool = False) -> SmearResult:
+        """Diagnose one smear from image paths or bytes. Without ``skip_invalid`` a bad image raises
+        :class:`~models.errors.InvalidImage`; with it, bad images are left out and listed in the warnings."""
+        if not len(sources):
+            raise InvalidInput(f"{smear_id}: the smear has no cell images")
+        preds = self.predictor.predict_files(list(sources), list(names), skip_invalid=skip_invalid)
+        bad = {i for i, _ in preds.failed}
+        kept = [n for i, n in enumerate(names) if i not in bad]
+        if not kept:
+            raise InvalidInput(f"{smear_id}: none of the {len(names)} images could be decoded")
+        result = self.diagnose_predictions(preds, kept, smear_id)
+        result.warnings += [f"skipped: {msg}" for _, msg in preds.failed]
+        return result
+
+    def diagnose_predictions(self, preds, names: Sequence[str], smear_id: str) -> SmearResult:
+        import pandas as pd
+        tax = load_taxonomy()
+        usable = (preds.cell_type != "UNID") & ~np.isin(preds.cell_type, ["SMU", "ART"])
+        feats = featurize_smear(preds.type_probs, preds.feature_probs, usable=usable)
+        row = pd.DataFrame([feats.values.values], columns=list(feats.values.index))
+        p_mds = float(self.diagnoser.predict_proba(row)[0, 1])
+        shap_values, base = self.diagnoser.explain(row)
+        shap_row = shap_values[0]
+        names_map = parameter_names()
+        call_counts = pd.Series(preds.cell_type).value_counts()
+        dysplasia_idx = [j for j, f in enumerate(tax.features) if f.dysplasia]
+        cells = []
+        for i, name in enumerate(names):
+            shown = [{"id": tax.features[j].id, "name": tax.features[j].name, "p": round(float(p), 3)}
+                     for j, p in enumerate(preds.feature_probs[i]) if not np.isnan(p) and p >= DYSPLASTIC_CELL_PROBABILITY
+                     and preds.cell_type[i] in tax.features[j].cell_types]
+            dysplastic = any(f["id"] in {tax.features[j].id for j in dysplasia_idx} for f in shown)
+            cells.append(CellCall(name=str(name), cell_type=str(preds.cell_type[i]),
+                                  confidence=round(float(preds.confidence[i]), 4), features=shown, dysplastic=dysplastic))
+        warnings = list(feats.warnings)
+        return SmearResult(
+            smear_id=smear_id, p_mds=round(p_mds, 4), call="MDS" if p_mds >= self.diagnoser.threshold_ else "AA",
+            threshold=round(self.diagnoser.threshold_, 4), n_cells=feats.n_cells, n_usable=feats.n_usable,
+            type_counts={k: int(v) for k, v in call_counts.items()},
+            expected_type_counts={k: round(float(v), 2) for k, v in feats.expected_type_counts.items()},
+            parameters={k: (None if np.isnan(v) else round(float(v), 5)) for k, v in feats.values.items()},
+            shap={k: round(float(v), 5) for k, v in zip(self.diagnoser.feature_names_, shap_row)},
+            shap_base=round(base, 5), top_features=self.diagnoser.top_features(shap_row, 5),
+            who=who_view(preds.type_probs, preds.feature_probs), warnings=warnings,
+            model_versions=dict(self.model_versions), cells=cells)

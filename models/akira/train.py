@@ -1,0 +1,215 @@
+"""Training and 5-fold cross-validation of AKIRA (``mdsdx granules train|cv``).
+
+Optimisation (Mori et al. and the reference code): Adam with learning rate 1e-4 for the head and
+1e-5 for the backbone, as two optimisers (scaling gradients does nothing under Adam), beta1 0.9,
+beta2 0.999, eps 1e-8, decoupled weight decay 1e-6 on all parameters, batch size 10, every layer
+fine-tuned with BatchNorm in training mode. The paper fine-tuned an ImageNet backbone; here the
+compact backbone starts from the shipped stage-1 cell CNN (same architecture, trained on blood
+cells), our stand-in for that pretraining, since ImageNet weights cannot be downloaded.
+
+Folds: 5 by iterative multilabel stratification on label presence (iterstrat, shuffled with the
+seed); inside each training part a stratified 10 % validation split chooses the best epoch. DG
+grades are oversampled per training fold (:func:`models.akira.data.oversample_dg`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from models.akira.augment import augment
+from models.akira.data import oversample_dg, read_label_table
+from models.akira.labels import load_labels
+from models.akira.metrics import metrics_from_scores
+from models.akira.net import AkiraConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AkiraTrainConfig:
+    backbone: str = "compact"
+    input_px: int = 112
+    width: int = 16
+    middle_width: int = 256
+    middle_blocks: int = 8
+    backbone_weights: str | None = None     # a weights file for the backbone
+    init_from_cellnet: str | None = "shipped"  # compact only: stage-1 model folder, "shipped", or None for random
+    epochs: int = 10                        # the paper: 120
+    batch_size: int = 10
+    head_lr: float = 1e-4
+    backbone_lr: float = 1e-5
+    weight_decay: float = 1e-6
+    folds: int = 5
+    val_fraction: float = 0.1
+    seed: int = 0
+
+    def net(self) -> AkiraConfig:
+        return AkiraConfig(backbone=self.backbone, input_px=self.input_px, width=self.width,
+                           middle_width=self.middle_width, middle_blocks=self.middle_blocks,
+                           backbone_weights=self.backbone_weights)
+
+
+def _load_images(table: pd.DataFrame, images_dir: Path) -> list[np.ndarray]:
+    def read(name):
+        with Image.open(images_dir / name) as im:
+            return np.asarray(im.convert("RGB"))
+    with ThreadPoolExecutor(2) as ex:
+        return list(ex.map(read, table["Filename"]))
+
+
+def _build(config: AkiraTrainConfig):
+    from models.akira.net import build_akira
+    model = build_akira(config.net())
+    if config.backbone == "compact" and config.init_from_cellnet:
+        from models.artifact import load_cellnet
+        source = None if config.init_from_cellnet == "shipped" else Path(config.init_from_cellnet)
+        cellnet, _ = load_cellnet(source)
+        backbone = model.get_layer("backbone")
+        donor = {l.name: l for l in cellnet.layers}
+        for layer in backbone.layers:
+            if layer.name in donor and layer.weights:
+                layer.set_weights(donor[layer.name].get_weights())
+    return model
+
+
+def fit_akira(images: list[np.ndarray], y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
+              config: AkiraTrainConfig, log_prefix: str = ""):
+    """Train one model; returns it with the weights of its best validation epoch."""
+    import keras
+    import tensorflow as tf
+
+    from models.akira.loss import weighted_mean_quartic
+    from models.akira.net import backbone_variables, head_variables
+    labels = load_labels()
+    keras.utils.set_random_seed(config.seed)
+    model = _build(config)
+    bvars, hvars = backbone_variables(model), head_variables(model)
+    adam = dict(beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=config.weight_decay)
+    opt_backbone = keras.optimizers.AdamW(config.backbone_lr, **adam)
+    opt_head = keras.optimizers.AdamW(config.head_lr, **adam)
+    weights = labels.loss_weights()
+
+    @tf.function(reduce_retracing=True)
+    def step(x, t):
+        with tf.GradientTape() as tape:
+            loss = weighted_mean_quartic(t, model(x, training=True), weights)
+        grads = tape.gradient(loss, bvars + hvars)
+        opt_backbone.apply_gradients(zip(grads[:len(bvars)], bvars))
+        opt_head.apply_gradients(zip(grads[len(bvars):], hvars))
+        return loss
+
+    @tf.function(reduce_retracing=True)
+    def predict(x):
+        return model(x, training=False)
+
+    rng = np.random.default_rng(config.seed)
+    epoch_idx = oversample_dg(train_idx, y[:, labels.focus_index])
+    val_views = np.stack([augment(images[i], config.input_px, np.random.default_rng([config.seed, int(i)]))
+                          for i in val_idx]).astype("float32") if len(val_idx) else None
+    best_loss, best_weights = np.inf, None
+    for epoch in range(config.epochs):
+        order = rng.permutation(epoch_idx)
+        batches = [order[s:s + config.batch_size] for s in range(0, len(order), config.batch_size)]
+        make = lambda b: (np.stack([augment(images[i], config.input_px, rng) for i in b]).astype("float32"), y[b])
+        losses = []
+        with ThreadPoolExecutor(1) as ex:
+            pending = ex.submit(make, batches[0])
+            for k in range(len(batches)):
+                x, t = pending.result()
+                if k + 1 < len(batches):
+                    pending = ex.submit(make, batches[k + 1])
+                losses.append(float(step(x, t)))
+        val_loss = float("nan")
+        if val_views is not None:
+            pred = np.concatenate([np.asarray(predict(val_views[s:s + 64])) for s in range(0, len(val_views), 64)])
+            val_loss = float(np.mean(weights * (pred - y[val_idx]) ** 4))
+        log.info("%sepoch %d/%d: train %.4f, val %.4f (%d images)", log_prefix, epoch + 1, config.epochs,
+                 np.mean(losses), val_loss, len(epoch_idx))
+        if val_views is None or val_loss < best_loss:
+            best_loss, best_weights = val_loss, model.get_weights()
+    model.set_weights(best_weights)
+    return model, best_loss
+
+
+def _split(y: np.ndarray, config: AkiraTrainConfig):
+    from iterstrat.ml_stratifiers import MultilabelStratifiedKFold, MultilabelStratifiedShuffleSplit
+    presence = (y > 0).astype(int)
+    folds = MultilabelStratifiedKFold(n_splits=config.folds, shuffle=True, random_state=config.seed)
+    for fold, (train_part, test_idx) in enumerate(folds.split(np.zeros(len(y)), presence)):
+        inner = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=config.val_fraction, random_state=config.seed + fold)
+        tr, va = next(inner.split(np.zeros(len(train_part)), presence[train_part]))
+        yield fold, train_part[tr], train_part[va], test_idx
+
+
+def cross_validate(labels_dir: Path, out: Path, config: AkiraTrainConfig) -> dict:
+    """5-fold CV: writes ``cv_predictions.csv`` (raw outputs, view spread, gated scores) and ``metrics.json``."""
+    from models.akira.infer import GranuleScorer
+    labels = load_labels()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = read_label_table(Path(labels_dir) / "labels.csv")
+    images = _load_images(table, Path(labels_dir) / "images")
+    y = table[list(labels.ids)].values.astype("float32")
+    rows = []
+    for fold, train_idx, val_idx, test_idx in _split(y, config):
+        done = out / f"fold{fold}.csv"
+        if done.is_file():  # resume: a finished fold is kept
+            rows.append(pd.read_csv(done))
+            continue
+        model, _ = fit_akira(images, y, train_idx, val_idx, config, log_prefix=f"fold {fold + 1}/{config.folds} ")
+        scores = GranuleScorer(model=model, input_px=config.input_px).score_arrays([images[i] for i in test_idx])
+        part = pd.DataFrame({"Filename": table["Filename"].values[test_idx], "fold": fold,
+                             "true_dg": y[test_idx, labels.focus_index].astype(int),
+                             "dg_score": scores.dg_score, "dg_grade": scores.dg_grade, "category": scores.category})
+        part = pd.concat([part, pd.DataFrame(scores.outputs, columns=[f"out_{i}" for i in labels.ids]),
+                          pd.DataFrame(scores.view_spread, columns=[f"spread_{i}" for i in labels.ids])], axis=1)
+        part.to_csv(done, index=False)
+        rows.append(part)
+    predictions = pd.concat(rows, ignore_index=True)
+    predictions.to_csv(out / "cv_predictions.csv", index=False)
+    metrics = metrics_from_scores(predictions["true_dg"], predictions["dg_score"])
+    metrics["data"] = "DG grades SIMULATED by mdsdx on real neutrophil crops"
+    metrics["config"] = asdict(config)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def train_final(labels_dir: Path, out: Path, config: AkiraTrainConfig) -> Path:
+    """Train on every labelled image (10 % validation for the best epoch) and save the model."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+    labels = load_labels()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = read_label_table(Path(labels_dir) / "labels.csv")
+    images = _load_images(table, Path(labels_dir) / "images")
+    y = table[list(labels.ids)].values.astype("float32")
+    split = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=config.val_fraction, random_state=config.seed)
+    train_idx, val_idx = next(split.split(np.zeros(len(y)), (y > 0).astype(int)))
+    model, val_loss = fit_akira(images, y, train_idx, val_idx, config)
+    return save_akira(model, config, out, {"validation_loss": val_loss, "n_images": int(len(y)),
+                                           "labels": str(Path(labels_dir) / "labels.csv")})
+
+
+def save_akira(model, config: AkiraTrainConfig, out: Path, extra: dict | None = None, version: str | None = None) -> Path:
+    """Save ``akira.keras`` and its ``metadata.json`` (format, output order, maxval, config)."""
+    from models.artifact import library_versions
+    from models.akira.infer import FORMAT
+    labels = load_labels()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(out / "akira.keras")
+    meta = {"format": FORMAT, "version": version or datetime.now(timezone.utc).strftime("akira-%Y%m%d-%H%M"),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "libraries": library_versions("tensorflow-cpu", "tensorflow", "keras", "numpy"),
+            "config": asdict(config), "outputs": list(labels.ids), "maxval": labels.maxval.tolist(),
+            "categories": list(labels.categories), **(extra or {})}
+    (out / "metadata.json").write_text(json.dumps(meta, indent=2))
+    return out / "akira.keras"

@@ -1,0 +1,241 @@
+"""The ``/v1`` JSON API for laboratory systems (flask-smorest: the OpenAPI document comes from here)."""
+from __future__ import annotations
+
+import logging
+import uuid
+
+import marshmallow as ma
+from flask import current_app, g, jsonify, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import func, select
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from models.errors import InvalidImage, InvalidInput, ModelLoadError
+from service.auth import require_key
+from service.db import GranuleBatch, Smear
+from service.smears import smear_json, submit_smear
+from service.uploads import UploadError, read_smear_upload
+
+log = logging.getLogger(__name__)
+blp = Blueprint("api", __name__, url_prefix="/v1", description="Smears, reports and granule scoring")
+
+
+class SmearForm(ma.Schema):
+    external_id = ma.fields.String(required=True, validate=ma.validate.Length(1, 200),
+                                   metadata={"description": "the laboratory's identifier of the slide"})
+    patient_pseudonym = ma.fields.String(load_default=None, validate=ma.validate.Length(1, 200),
+                                         metadata={"description": "optional pseudonym; never a name or a record number"})
+
+
+class SmearFiles(ma.Schema):
+    images = ma.fields.List(ma.fields.Raw(metadata={"type": "string", "format": "binary"}),
+                            metadata={"description": "repeated: one file per cell (JPEG, PNG, TIFF or BMP)"})
+    archive = ma.fields.Raw(metadata={"type": "string", "format": "binary", "description": "one zip of the cell images"})
+
+
+class PageArgs(ma.Schema):
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
+    per_page = ma.fields.Integer(load_default=20, validate=ma.validate.Range(1, 100))
+
+
+class SmearOut(ma.Schema):
+    id = ma.fields.String()
+    external_id = ma.fields.String()
+    created_at = ma.fields.String()
+    p_mds = ma.fields.Float()
+    call = ma.fields.String(metadata={"enum": ["MDS", "AA"]})
+    threshold = ma.fields.Float()
+    n_cells = ma.fields.Integer()
+    n_usable = ma.fields.Integer()
+    type_counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer())
+    who = ma.fields.Dict()
+    top_features = ma.fields.List(ma.fields.Dict())
+    model_versions = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
+    warnings = ma.fields.List(ma.fields.String())
+    report_url = ma.fields.String()
+    fhir_url = ma.fields.String()
+    patient_pseudonym = ma.fields.String(allow_none=True)
+    example = ma.fields.Boolean()
+    research_use_only = ma.fields.Boolean()
+    training_data = ma.fields.String()
+
+
+def error(status: int, message: str):
+    names = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Payload Too Large",
+             415: "Unsupported Media Type", 422: "Unprocessable Entity", 503: "Service Unavailable"}
+    return jsonify(code=status, status=names.get(status, ""), message=message), status
+
+
+def register_error_handlers(app) -> None:
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc):
+        limit = app.config["MDSDX"].max_upload_bytes
+        return error(413, f"the request body is over the {limit}-byte limit (MDSDX_MAX_UPLOAD_BYTES)")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        if request.path.startswith("/v1") or request.path in ("/openapi.json",):
+            messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
+            message = exc.description if not messages else f"invalid request: {messages}"
+            return error(exc.code or 500, message)
+        return exc
+
+
+def _base_url() -> str:
+    return request.host_url.rstrip("/")
+
+
+def _pipeline():
+    pipeline = current_app.extensions["mdsdx"].get("pipeline")
+    if pipeline is None:
+        raise ModelLoadError("the models are not loaded yet")
+    return pipeline
+
+
+@blp.route("/smears")
+class Smears(MethodView):
+    decorators = [require_key]
+
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200)
+    def get(self, args):
+        """List smears, newest first (paged)."""
+        page, per_page = args["page"], args["per_page"]
+        total = g.db.scalar(select(func.count()).select_from(Smear))
+        rows = g.db.scalars(select(Smear).order_by(Smear.created_at.desc(), Smear.id)
+                            .offset((page - 1) * per_page).limit(per_page)).all()
+        return {"items": [smear_json(s, _base_url()) for s in rows], "page": page, "per_page": per_page, "total": total}
+
+    @blp.arguments(SmearForm, location="form")
+    @blp.arguments(SmearFiles, location="files")
+    @blp.response(201, SmearOut)
+    @blp.alt_response(200, schema=SmearOut, description="replay of the first result for a repeated Idempotency-Key")
+    @blp.alt_response(400, description="malformed request or empty smear")
+    @blp.alt_response(413, description="over a size or count limit")
+    @blp.alt_response(415, description="not multipart/form-data")
+    @blp.alt_response(422, description="an image is not a readable cell image")
+    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "schema": {"type": "string"}, "required": False,
+                          "description": "a retry with the same key returns the first result instead of a new smear"}])
+    def post(self, form, _files):
+        """Diagnose one smear: repeated `images` files or one `archive` zip, as multipart/form-data."""
+        if not (request.mimetype or "").startswith("multipart/form-data"):
+            return error(415, "send the smear as multipart/form-data with 'images' files or an 'archive' zip")
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not 1 <= len(key) <= 200:
+            return error(400, "Idempotency-Key must have 1 to 200 characters")
+        cfg = current_app.config["MDSDX"]
+        try:
+            images = read_smear_upload(request.files, cfg)
+            smear, created = submit_smear(g.db, current_app.extensions["mdsdx"]["store"], _pipeline(), images,
+                                          form["external_id"], form.get("patient_pseudonym"), g.api_key_id, key)
+        except UploadError as exc:
+            return error(exc.status, exc.message)
+        except InvalidImage as exc:
+            return error(422, str(exc))
+        except InvalidInput as exc:
+            return error(400, str(exc))
+        except ModelLoadError as exc:
+            return error(503, str(exc))
+        if created:
+            metrics = current_app.extensions["mdsdx"]["metrics"]
+            metrics.smears.labels(smear.call).inc()
+            metrics.cells.inc(smear.n_cells)
+        body = smear_json(smear, _base_url())
+        response = jsonify(body)
+        response.status_code = 201 if created else 200
+        response.headers["Location"] = f"/v1/smears/{smear.id}"
+        if not created:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+
+def _get_smear(smear_id: str) -> Smear | None:
+    try:
+        uuid.UUID(smear_id)
+    except ValueError:
+        return None
+    return g.db.get(Smear, smear_id)
+
+
+@blp.route("/smears/<smear_id>")
+class SmearItem(MethodView):
+    decorators = [require_key]
+
+    @blp.response(200, SmearOut)
+    @blp.alt_response(404, description="unknown smear id")
+    def get(self, smear_id):
+        """One smear's result."""
+        smear = _get_smear(smear_id)
+        if smear is None:
+            return error(404, f"no smear with id {smear_id!r}")
+        return jsonify(smear_json(smear, _base_url()))
+
+
+@blp.route("/smears/<smear_id>/fhir")
+class SmearFhir(MethodView):
+    decorators = [require_key]
+
+    @blp.response(200)
+    @blp.alt_response(404, description="unknown smear id")
+    def get(self, smear_id):
+        """The smear as an HL7 FHIR R4 DiagnosticReport with contained Observations and Device."""
+        from service.fhir import smear_report
+        smear = _get_smear(smear_id)
+        if smear is None:
+            return error(404, f"no smear with id {smear_id!r}")
+        response = jsonify(smear_report(smear, _base_url()))
+        response.mimetype = "application/fhir+json"
+        return response
+
+
+@blp.route("/smears/<smear_id>/report")
+class SmearReport(MethodView):
+    decorators = [require_key]
+
+    @blp.response(200, content_type="text/html")
+    @blp.alt_response(404, description="unknown smear id")
+    def get(self, smear_id):
+        """The HTML report (the same page clinicians see under /smears/<id>)."""
+        from service.pages import render_report
+        smear = _get_smear(smear_id)
+        if smear is None:
+            return error(404, f"no smear with id {smear_id!r}")
+        return render_report(smear)
+
+
+@blp.route("/granules")
+class Granules(MethodView):
+    decorators = [require_key]
+
+    @blp.arguments(SmearFiles, location="files")
+    @blp.response(200)
+    @blp.alt_response(503, description="no AKIRA model loaded")
+    def post(self, _files):
+        """Decreased-granules (DG 0-3) scores of bone-marrow cell images (AKIRA; trained on SIMULATED grades)."""
+        if not (request.mimetype or "").startswith("multipart/form-data"):
+            return error(415, "send multipart/form-data with 'images' files or an 'archive' zip")
+        ext = current_app.extensions["mdsdx"]
+        scorer = ext.get("granules")
+        if scorer is None:
+            return error(503, f"no AKIRA model is loaded ({ext.get('granules_error', 'not configured')})")
+        cfg = current_app.config["MDSDX"]
+        try:
+            images = read_smear_upload(request.files, cfg)
+            if len(images) > cfg.max_granule_images:
+                raise UploadError(413, f"{len(images)} images, more than the limit of {cfg.max_granule_images} per request")
+            from service.smears import _inference_lock
+            with _inference_lock:
+                scores = scorer.score_files([i.data for i in images], [i.name for i in images])
+        except UploadError as exc:
+            return error(exc.status, exc.message)
+        except InvalidImage as exc:
+            return error(422, str(exc))
+        cells = [{"name": i.name, "dg_score": round(float(s), 4), "dg_grade": int(gr), "category": str(c)}
+                 for i, s, gr, c in zip(images, scores.dg_score, scores.dg_grade, scores.category)]
+        batch = GranuleBatch(id=str(uuid.uuid4()), api_key_id=g.api_key_id, akira_version=scorer.version,
+                             result={"cells": cells})
+        g.db.add(batch)
+        g.db.commit()
+        return jsonify({"id": batch.id, "model_version": scorer.version, "cells": cells,
+                        "note": "DG grades of the training data were SIMULATED; research use only"})

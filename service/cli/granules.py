@@ -1,0 +1,127 @@
+"""``mdsdx granules``: the AKIRA decreased-granules regressor (Mori et al. 2020) for bone-marrow cells."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from service.cli.common import config_option, load_dataclass_config, setup_logging
+
+
+@click.group()
+def granules() -> None:
+    """Decreased-granules (DG 0-3) scoring of neutrophils. DG grades of the training data are SIMULATED."""
+
+
+@granules.command("labels")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Label-table folder to write.")
+@click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def make_labels(out: Path, data_root, seed: int) -> None:
+    """Build the 34-column label table (Filename + labels) from real crops and simulated grades."""
+    from models.akira.data import LabelTableConfig, build_label_table
+    from models.datasets import load_all
+    from models.errors import InvalidInput
+    if (out / "labels.csv").exists():
+        raise InvalidInput(f"{out}/labels.csv exists; choose a new --out so no corrected label is overwritten")
+    table = build_label_table(load_all(data_root), out, LabelTableConfig(seed=seed))
+    click.echo(f"wrote {len(table)} labelled images to {out}")
+
+
+@granules.command("train")
+@click.option("--labels", "labels_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
+@config_option()
+@click.option("--paper", is_flag=True, help="Paper-faithful ResNet-152 at 224 px (random init unless backbone_weights is set).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override the number of epochs.")
+def train(labels_dir: Path, out: Path, config_file, paper: bool, epochs) -> None:
+    """Train on the whole label table and save OUT/akira.keras with metadata.json."""
+    setup_logging()
+    from models.akira.train import AkiraTrainConfig, train_final
+    overrides = dict(backbone="paper", input_px=224, init_from_cellnet=None) if paper else {}
+    config = load_dataclass_config(AkiraTrainConfig, config_file, epochs=epochs, **overrides)
+    click.echo(f"saved {train_final(labels_dir, out, config)}")
+
+
+@granules.command("cv")
+@click.option("--labels", "labels_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for predictions and metrics.")
+@config_option()
+@click.option("--paper", is_flag=True, help="Paper-faithful ResNet-152 at 224 px.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Override the number of epochs.")
+def cv(labels_dir: Path, out: Path, config_file, paper: bool, epochs) -> None:
+    """5-fold cross-validation (iterative multilabel stratification); prints the DG metrics as JSON."""
+    setup_logging()
+    from models.akira.train import AkiraTrainConfig, cross_validate
+    overrides = dict(backbone="paper", input_px=224, init_from_cellnet=None) if paper else {}
+    config = load_dataclass_config(AkiraTrainConfig, config_file, epochs=epochs, **overrides)
+    metrics = cross_validate(labels_dir, out, config)
+    click.echo(json.dumps({k: metrics[k] for k in ("dg1_3", "dg2_3", "errors_two_or_more_grades")}, indent=2))
+
+
+@granules.command("score")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True), help="Model folder (default: shipped).")
+def score(paths, out: Path, model_dir) -> None:
+    """Score cell images (files or folders): path,dg_score,dg_grade,category."""
+    import pandas as pd
+    from tqdm import tqdm
+
+    from models.akira.infer import GranuleScorer
+    from models.errors import InvalidImage
+    from service.cli.cells import find_images
+    files = find_images(paths)
+    scorer = GranuleScorer(model_dir)
+    rows = []
+    for f in tqdm(files, unit="cell", desc="score", disable=None):
+        try:
+            s = scorer.score_files([str(f)])
+        except InvalidImage as exc:
+            click.echo(f"skipped: {exc}", err=True)
+            continue
+        rows.append({"path": str(f), "dg_score": round(float(s.dg_score[0]), 4), "dg_grade": int(s.dg_grade[0]),
+                     "category": s.category[0]})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows, columns=["path", "dg_score", "dg_grade", "category"]).to_csv(out, index=False)
+    click.echo(f"wrote {len(rows)} cells to {out}")
+
+
+@granules.command("review")
+@click.option("--cv", "cv_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True)
+@click.option("--labels", "labels_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def review(cv_dir: Path, labels_dir: Path, out: Path) -> None:
+    """Export the misclassified cells (raw outputs, 16-view spread, contact sheet) for the doctors."""
+    from models.akira.review import export_review
+    wrong = export_review(cv_dir, labels_dir, out)
+    click.echo(f"{len(wrong)} cells to review: {out}/review.csv and {out}/review.html")
+
+
+@granules.command("relabel")
+@click.option("--labels", "labels_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True)
+@click.option("--corrections", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True,
+              help="CSV with Filename,label,new_value,who.")
+def relabel(labels_dir: Path, corrections: Path) -> None:
+    """Merge corrected labels into the table; every change goes to label_history.csv."""
+    from models.akira.review import apply_corrections
+    changes = apply_corrections(labels_dir, corrections)
+    click.echo(f"applied {len(changes)} corrections; history in {labels_dir}/label_history.csv")
+
+
+@granules.command("metrics")
+@click.option("--confusion", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True,
+              help="CSV of a 4x4 confusion matrix: rows true DG0-3, columns predicted DG0-3, no header.")
+def metrics(confusion: Path) -> None:
+    """Sensitivity, specificity, PPV, NPV and accuracy (DG1-3 positive) from a confusion matrix, as JSON."""
+    import numpy as np
+
+    from models.akira.metrics import metrics_from_confusion
+    from models.errors import InvalidInput
+    try:
+        matrix = np.loadtxt(confusion, delimiter=",", ndmin=2)
+        result = metrics_from_confusion(matrix)
+    except ValueError as exc:
+        raise InvalidInput(f"{confusion}: {exc}") from exc
+    click.echo(json.dumps(result, indent=2))

@@ -1,0 +1,125 @@
+"""Storage schema (SQLAlchemy 2): API keys, smears, their cells, and granule scorings.
+
+The schema is versioned: ``schema_version`` holds the number of the last migration applied, and
+:func:`migrate` applies the missing ones in order inside one transaction. SQLite by default,
+PostgreSQL through ``MDSDX_DATABASE_URL``. Every stored prediction carries the versions of the
+models that made it (the audit trail).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
+                        create_engine, select, text)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; every time stored here is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SchemaVersion(Base):
+    __tablename__ = "schema_version"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Smear(Base):
+    __tablename__ = "smears"
+    __table_args__ = (UniqueConstraint("api_key_id", "idempotency_key", name="uq_smear_idempotency"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200), index=True)
+    patient_pseudonym: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    example: Mapped[bool] = mapped_column(Boolean, default=False)
+    n_cells: Mapped[int] = mapped_column(Integer)
+    p_mds: Mapped[float] = mapped_column(Float)
+    call: Mapped[str] = mapped_column(String(8))
+    threshold: Mapped[float] = mapped_column(Float)
+    cellnet_version: Mapped[str] = mapped_column(String(100))
+    diagnoser_version: Mapped[str] = mapped_column(String(100))
+    result: Mapped[dict] = mapped_column(JSON)
+    cells: Mapped[list["Cell"]] = relationship(back_populates="smear", order_by="Cell.position",
+                                               cascade="all, delete-orphan")
+
+
+class Cell(Base):
+    __tablename__ = "cells"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    smear_id: Mapped[str] = mapped_column(ForeignKey("smears.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(300))
+    image_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    cell_type: Mapped[str] = mapped_column(String(8))
+    confidence: Mapped[float] = mapped_column(Float)
+    dysplastic: Mapped[bool] = mapped_column(Boolean, default=False)
+    features: Mapped[list] = mapped_column(JSON)
+    smear: Mapped[Smear] = relationship(back_populates="cells")
+
+
+class GranuleBatch(Base):
+    __tablename__ = "granule_batches"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
+    akira_version: Mapped[str] = mapped_column(String(100))
+    result: Mapped[dict] = mapped_column(JSON)
+
+
+# Migrations, applied in order. Version 1 creates the tables above.
+def _v1(conn) -> None:
+    Base.metadata.create_all(conn)
+
+
+MIGRATIONS = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def make_engine(url: str):
+    kwargs = {"connect_args": {"check_same_thread": False}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    return create_engine(url, **kwargs)
+
+
+def migrate(engine) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION`; returns the version now in force."""
+    with engine.begin() as conn:
+        SchemaVersion.__table__.create(conn, checkfirst=True)
+        current = conn.execute(select(SchemaVersion.version).order_by(SchemaVersion.version.desc())).scalar() or 0
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(f"database schema {current} is newer than this mdsdx ({SCHEMA_VERSION}); upgrade mdsdx")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[version - 1](conn)
+            conn.execute(SchemaVersion.__table__.insert().values(version=version, applied_at=utcnow()))
+    return SCHEMA_VERSION
+
+
+def make_session_factory(engine):
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def ping(engine) -> bool:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return True

@@ -1,0 +1,36 @@
+"""``/healthz`` (alive), ``/readyz`` (models loaded and database reachable) and ``/metrics`` (Prometheus)."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from service.db import ping
+
+bp = Blueprint("health", __name__)
+
+
+@bp.route("/healthz")
+def healthz():
+    return jsonify(status="alive")
+
+
+@bp.route("/readyz")
+def readyz():
+    ext = current_app.extensions["mdsdx"]
+    checks = {"cell_model": ext.get("pipeline") is not None, "diagnoser": ext.get("pipeline") is not None,
+              "granules_model": ext.get("granules") is not None}
+    try:
+        checks["database"] = ping(ext["engine"])
+    except Exception:  # any driver error means not ready
+        checks["database"] = False
+    ready = checks["cell_model"] and checks["database"]
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    if ext.get("pipeline") is not None:
+        body["model_versions"] = ext["pipeline"].model_versions
+    return jsonify(body), 200 if ready else 503
+
+
+@bp.route("/metrics")
+def metrics():
+    return Response(generate_latest(current_app.extensions["mdsdx"]["metrics"].registry), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,78 @@
+"""Diagnosing and storing one smear as one transaction.
+
+Order: decode and diagnose everything in memory (any bad image fails the request before anything
+is written), store the images by content hash, then insert the smear and its cells in one database
+transaction. If the transaction fails, the image files this request created are removed: nothing
+is half-stored, and nothing stored before is touched.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from service.db import Cell, Smear, as_utc
+from service.storage import ImageStore
+
+log = logging.getLogger(__name__)
+_inference_lock = threading.Lock()  # TensorFlow already uses both cores; one smear at a time per worker
+
+
+def find_idempotent(db, api_key_id, idempotency_key: str | None) -> Smear | None:
+    if not idempotency_key:
+        return None
+    return db.scalar(select(Smear).where(Smear.api_key_id.is_(api_key_id) if api_key_id is None
+                                         else Smear.api_key_id == api_key_id,
+                                         Smear.idempotency_key == idempotency_key))
+
+
+def submit_smear(db, store: ImageStore, pipeline, images, external_id: str, patient_pseudonym: str | None,
+                 api_key_id: int | None, idempotency_key: str | None = None, example: bool = False) -> tuple[Smear, bool]:
+    """Diagnose and store; returns (smear, created). A repeated Idempotency-Key returns the first smear."""
+    first = find_idempotent(db, api_key_id, idempotency_key)
+    if first is not None:
+        return first, False
+    names = [i.name for i in images]
+    with _inference_lock:
+        result = pipeline.diagnose_images([i.data for i in images], names, external_id)
+    digests, created = store.put_many([i.data for i in images])
+    smear_id = str(uuid.uuid4())
+    summary = result.summary()
+    summary["smear_id"] = external_id
+    smear = Smear(id=smear_id, external_id=external_id, patient_pseudonym=patient_pseudonym, api_key_id=api_key_id,
+                  idempotency_key=idempotency_key, example=example, n_cells=result.n_cells, p_mds=result.p_mds,
+                  call=result.call, threshold=result.threshold, cellnet_version=result.model_versions["cellnet"],
+                  diagnoser_version=result.model_versions["diagnoser"], result=summary)
+    smear.cells = [Cell(position=k, name=c.name, image_sha256=d, cell_type=c.cell_type, confidence=c.confidence,
+                        dysplastic=c.dysplastic, features=c.features)
+                   for k, (c, d) in enumerate(zip(result.cells, digests))]
+    try:
+        db.add(smear)
+        db.commit()
+    except IntegrityError:
+        db.rollback()
+        store.remove(created)
+        first = find_idempotent(db, api_key_id, idempotency_key)
+        if first is not None:  # a concurrent retry with the same key won the race
+            return first, False
+        raise
+    except BaseException:
+        db.rollback()
+        store.remove(created)
+        raise
+    log.info("smear %s stored: %d cells, call %s", smear_id, result.n_cells, result.call)
+    return smear, True
+
+
+def smear_json(smear: Smear, base_url: str) -> dict:
+    r = smear.result
+    return {"id": smear.id, "external_id": smear.external_id, "created_at": as_utc(smear.created_at).isoformat(),
+            "p_mds": r["p_mds"], "call": r["call"], "threshold": r["threshold"], "n_cells": r["n_cells"],
+            "n_usable": r["n_usable"], "type_counts": r["type_counts"], "who": r["who"],
+            "top_features": r["top_features"], "model_versions": r["model_versions"], "warnings": r["warnings"],
+            "report_url": f"{base_url}/v1/smears/{smear.id}/report", "fhir_url": f"{base_url}/v1/smears/{smear.id}/fhir",
+            "patient_pseudonym": smear.patient_pseudonym, "example": smear.example,
+            "research_use_only": True, "training_data": "simulated cohorts"}

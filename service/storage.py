@@ -1,0 +1,65 @@
+"""Images on disk by content hash: ``<home>/images/ab/cd/<sha256>.<ext>``.
+
+A file is written to a temporary name and renamed into place, so a reader never sees half a
+file; writing the same content twice is a no-op. :meth:`ImageStore.put_many` reports which files
+it created, so a failed request can remove exactly those and leave nothing half-stored.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+EXTENSIONS = {b"\xff\xd8\xff": ".jpg", b"\x89PNG": ".png", b"II*\x00": ".tif", b"MM\x00*": ".tif", b"BM": ".bmp"}
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _extension(data: bytes) -> str:
+    return next((ext for magic, ext in EXTENSIONS.items() if data.startswith(magic)), ".bin")
+
+
+class ImageStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path_for(self, digest: str) -> Path | None:
+        folder = self.root / digest[:2] / digest[2:4]
+        matches = list(folder.glob(f"{digest}.*")) if folder.is_dir() else []
+        return matches[0] if matches else None
+
+    def put(self, data: bytes) -> tuple[str, bool]:
+        """Store ``data``; returns (sha256, created)."""
+        digest = sha256(data)
+        if self.path_for(digest):
+            return digest, False
+        folder = self.root / digest[:2] / digest[2:4]
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, folder / f"{digest}{_extension(data)}")
+        return digest, True
+
+    def put_many(self, blobs: list[bytes]) -> tuple[list[str], list[str]]:
+        """Store every blob; returns (digests in order, digests newly created)."""
+        digests, created = [], []
+        try:
+            for data in blobs:
+                digest, new = self.put(data)
+                digests.append(digest)
+                if new:
+                    created.append(digest)
+        except BaseException:
+            self.remove(created)
+            raise
+        return digests, created
+
+    def remove(self, digests: list[str]) -> None:
+        for digest in digests:
+            path = self.path_for(digest)
+            if path:
+                path.unlink(missing_ok=True)

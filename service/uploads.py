@@ -1,0 +1,100 @@
+"""Reading one smear's images from a multipart request: repeated ``images`` files or one ``archive`` zip.
+
+Every limit is checked before any image is decoded or stored: file count, per-file bytes, zip
+entry names (no absolute path, no ``..``), zip total uncompressed size and per-entry compression
+ratio (zip bombs). Pixel-level checks (decompression bombs, truncation) happen at decode time in
+:mod:`models.preprocess`. Errors are :class:`UploadError` with the HTTP status to answer.
+"""
+from __future__ import annotations
+
+import io
+import posixpath
+import zipfile
+from dataclasses import dataclass
+
+from werkzeug.datastructures import FileStorage
+
+from models.datasets import IMAGE_SUFFIXES
+
+
+class UploadError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class UploadedImage:
+    name: str
+    data: bytes
+
+
+def _check_name(name: str) -> str:
+    if not name or name.startswith("/") or "\\" in name or ".." in posixpath.normpath(name).split("/"):
+        raise UploadError(400, f"{name!r}: unsafe file name in the upload (absolute path or '..')")
+    return posixpath.basename(name)
+
+
+def read_zip(data: bytes, config) -> list[UploadedImage]:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise UploadError(400, "archive: not a valid zip file") from exc
+    entries = [i for i in archive.infolist() if not i.is_dir()]
+    for info in entries:
+        _check_name(info.filename)
+    images = [i for i in entries if posixpath.splitext(i.filename)[1].lower() in IMAGE_SUFFIXES
+              and not posixpath.basename(i.filename).startswith(".")]
+    if len(images) > config.max_images_per_smear:
+        raise UploadError(413, f"archive: {len(images)} images, more than the limit of {config.max_images_per_smear} per smear")
+    total = sum(i.file_size for i in images)
+    if total > config.max_zip_uncompressed_bytes:
+        raise UploadError(413, f"archive: {total} bytes uncompressed, over the {config.max_zip_uncompressed_bytes}-byte limit")
+    out = []
+    for info in images:
+        if info.file_size > config.max_image_bytes:
+            raise UploadError(413, f"{info.filename}: {info.file_size} bytes is over the {config.max_image_bytes}-byte limit per image")
+        if info.compress_size and info.file_size / info.compress_size > config.max_zip_ratio:
+            raise UploadError(413, f"{info.filename}: compression ratio {info.file_size / info.compress_size:.0f}:1 "
+                                   f"exceeds {config.max_zip_ratio}:1 (zip bomb guard)")
+        with archive.open(info) as fh:
+            blob = fh.read(config.max_image_bytes + 1)
+        if len(blob) != info.file_size:
+            raise UploadError(400, f"{info.filename}: the zip entry's size does not match its header")
+        out.append(UploadedImage(info.filename, blob))
+    return out
+
+
+def read_smear_upload(files, config) -> list[UploadedImage]:
+    """The images of one smear from ``request.files`` (a MultiDict of FileStorage)."""
+    image_files: list[FileStorage] = files.getlist("images")
+    archives: list[FileStorage] = files.getlist("archive")
+    if image_files and archives:
+        raise UploadError(400, "send either repeated 'images' files or one 'archive' zip, not both")
+    if len(archives) > 1:
+        raise UploadError(400, "send one 'archive' zip per smear")
+    if archives:
+        data = archives[0].read(config.max_upload_bytes + 1)
+        images = read_zip(data, config)
+    else:
+        if len(image_files) > config.max_images_per_smear:
+            raise UploadError(413, f"{len(image_files)} images, more than the limit of {config.max_images_per_smear} per smear")
+        images = []
+        for f in image_files:
+            name = _check_name(f.filename or f"image_{len(images) + 1:04d}")
+            data = f.read(config.max_image_bytes + 1)
+            if len(data) > config.max_image_bytes:
+                raise UploadError(413, f"{name}: over the {config.max_image_bytes}-byte limit per image")
+            images.append(UploadedImage(name, data))
+    if not images:
+        raise UploadError(400, "the smear is empty: send at least one cell image as 'images' or in an 'archive' zip")
+    names = [i.name for i in images]
+    if len(set(names)) != len(names):
+        seen: dict[str, int] = {}
+        for img in images:
+            seen[img.name] = seen.get(img.name, 0) + 1
+            if seen[img.name] > 1:
+                stem, ext = posixpath.splitext(img.name)
+                img.name = f"{stem}_{seen[img.name]}{ext}"
+    return images

@@ -1,0 +1,141 @@
+"""AKIRA: gating, loss, oversampling, augmentation, and a tiny end-to-end train / cv / score /
+review / relabel on generated images (the real-data run is `mdsdx granules cv`, marked slow)."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import synthetic_cell
+from models.akira.augment import augment, blank_smear_colour, rotation_views
+from models.akira.data import oversample_dg
+from models.akira.infer import gate
+from models.akira.labels import load_labels
+from models.errors import InvalidInput
+
+L = load_labels()
+
+
+def test_gating_compares_categories_on_a_common_scale():
+    out = np.zeros((2, 34), np.float32)
+    out[0, L.index("DG")] = 2.0          # 2/3 = 0.67 on the common scale
+    out[0, L.index("EOS")] = 1.0         # 1.0: an eosinophil, so DG is gated to 0
+    out[1, L.index("DG")] = 2.4
+    out[1, L.index("EOS")] = 0.3
+    category, dg = gate(out)
+    assert list(category) == ["not_applicable", "granulocytic"]
+    assert dg[0] == 0.0 and dg[1] == pytest.approx(2.4)
+    # the reference code compared raw outputs and would have called cell 0 granulocytic (2.0 > 1.0)
+
+
+def test_weighted_mean_quartic_is_a_plain_mean():
+    from models.akira.loss import weighted_mean_quartic
+    y = np.zeros((2, 34), np.float32)
+    p = np.zeros((2, 34), np.float32)
+    p[:, L.focus_index] = 1.0
+    p[0, 0] = 1.0
+    loss = float(weighted_mean_quartic(y, p, L.loss_weights()))
+    assert loss == pytest.approx((2 * 10 * 1.0 + 1 * 1.0) / (2 * 34))
+
+
+def test_oversampling_balances_grades_and_refuses_a_missing_grade():
+    dg = np.array([0] * 40 + [1] * 4 + [2] * 8 + [3] * 10, float)
+    idx = oversample_dg(np.arange(len(dg)), dg)
+    counts = np.bincount(dg[idx].astype(int))
+    assert counts[0] == 40 and counts[1] == 40 and counts[2] == 40 and counts[3] == 40
+    with pytest.raises(InvalidInput, match="no image of DG grade 3"):
+        oversample_dg(np.arange(52), dg[:52])
+
+
+def test_augmentation_geometry_and_background():
+    rgb = synthetic_cell(256)
+    rng = np.random.default_rng(0)
+    view = augment(rgb, 112, rng)
+    assert view.shape == (112, 112, 3)
+    bg = np.array(blank_smear_colour(rgb), float)
+    assert np.abs(view[0, 0].astype(float) - bg).max() < 25  # blank-smear colour, not black
+    views = rotation_views(rgb, 112)
+    assert views.shape == (16, 112, 112, 3)
+    assert not np.array_equal(views[0], views[4])
+    assert np.abs(views[8].astype(float) - views[0][::-1, ::-1].astype(float)).mean() < 6  # 180 degrees, within a pixel
+
+
+def _tiny_table(root):
+    """36 generated neutrophil-like and other images with all DG grades, in the reference layout."""
+    (root / "images").mkdir(parents=True)
+    rows = []
+    for i in range(36):
+        rgb = synthetic_cell(96, seed=i)
+        y = dict.fromkeys(L.ids, 0.0)
+        if i < 24:
+            grade = i % 4
+            if grade:
+                y["DG"] = float(grade)
+                rgb = (rgb.astype(float) * (1 - 0.1 * grade) + 20 * grade).clip(0, 255).astype(np.uint8)
+            else:
+                y["NN"] = 1.0
+        else:
+            y[["LYM", "EOS", "NE"][i % 3]] = 1.0
+        name = f"img_{i:03d}.jpg"
+        Image.fromarray(rgb).save(root / "images" / name)
+        rows.append({"Filename": name, **y})
+    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
+
+
+def test_tiny_end_to_end(tmp_path):
+    from service.cli import cli
+    labels_dir = tmp_path / "labels"
+    _tiny_table(labels_dir)
+    config = tmp_path / "tiny.yaml"
+    config.write_text("input_px: 48\nwidth: 8\nmiddle_width: 32\nmiddle_blocks: 1\nepochs: 1\nfolds: 2\n"
+                      "init_from_cellnet: null\n")
+    runner = CliRunner()
+    r = runner.invoke(cli, ["granules", "cv", "--labels", str(labels_dir), "--out", str(tmp_path / "cv"),
+                            "--config", str(config)])
+    assert r.exit_code == 0, r.output
+    preds = pd.read_csv(tmp_path / "cv" / "cv_predictions.csv")
+    assert len(preds) == 36 and set(preds["fold"]) == {0, 1}
+    assert {"out_DG", "spread_DG", "dg_score", "dg_grade", "category"} <= set(preds.columns)
+    metrics = json.loads((tmp_path / "cv" / "metrics.json").read_text())
+    assert "dg1_3" in metrics and "dg2_3" in metrics
+
+    r = runner.invoke(cli, ["granules", "train", "--labels", str(labels_dir), "--out", str(tmp_path / "model"),
+                            "--config", str(config)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(cli, ["granules", "score", str(labels_dir / "images"), "--out", str(tmp_path / "scores.csv"),
+                            "--model", str(tmp_path / "model")])
+    assert r.exit_code == 0, r.output
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    assert list(scores.columns) == ["path", "dg_score", "dg_grade", "category"] and len(scores) == 36
+    assert scores["dg_grade"].between(0, 3).all()
+
+    r = runner.invoke(cli, ["granules", "review", "--cv", str(tmp_path / "cv"), "--labels", str(labels_dir),
+                            "--out", str(tmp_path / "review")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "review" / "review.html").read_text().startswith("<!doctype html>")
+
+    corrections = tmp_path / "corr.csv"
+    corrections.write_text("Filename,label,new_value,who\nimg_001.jpg,DG,2,dr_a\n")
+    r = runner.invoke(cli, ["granules", "relabel", "--labels", str(labels_dir), "--corrections", str(corrections)])
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(labels_dir / "labels.csv")
+    assert table.loc[table.Filename == "img_001.jpg", "DG"].item() == 2.0
+    history = pd.read_csv(labels_dir / "label_history.csv")
+    assert history.iloc[0][["old_value", "new_value", "who"]].tolist() == [1.0, 2.0, "dr_a"]
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Filename,label,new_value,who\nimg_001.jpg,DG,7,dr_a\n")
+    r = runner.invoke(cli, ["granules", "relabel", "--labels", str(labels_dir), "--corrections", str(bad)])
+    assert r.exit_code == 2 and "between 0 and 3" in r.output
+    assert pd.read_csv(labels_dir / "labels.csv").equals(table)  # nothing half-applied
+
+
+def test_paper_config_builds_resnet152():
+    from models.akira.net import AkiraConfig, build_akira
+    model = build_akira(AkiraConfig(backbone="paper", input_px=64))
+    assert model.output.shape[-1] == 34
+    assert model.get_layer("backbone").count_params() > 50_000_000
+    out = np.asarray(model(np.zeros((1, 64, 64, 3), np.float32)))
+    assert (out >= 0).all() and (out <= L.maxval + 1e-6).all()

@@ -1,0 +1,260 @@
+"""The HTTP service driven through Flask's test client, as a laboratory system would drive it."""
+import io
+import zipfile
+
+import pytest
+from PIL import Image
+
+from conftest import jpeg_bytes
+
+
+def auth(key):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def smear_form(n=6, external_id="SLIDE-1", **extra):
+    data = {"external_id": external_id, **extra}
+    data["images"] = [(io.BytesIO(jpeg_bytes(i)), f"cell_{i:04d}.jpg") for i in range(n)]
+    return data
+
+
+def count_smears(app):
+    from sqlalchemy import func, select
+
+    from service.db import Smear
+    with app.extensions["mdsdx"]["sessions"]() as db:
+        return db.scalar(select(func.count()).select_from(Smear))
+
+
+def stored_files(app):
+    root = app.config["MDSDX"].images_dir
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def post(client, key, data, **headers):
+    return client.post("/v1/smears", data=data, headers={**auth(key), **headers}, content_type="multipart/form-data")
+
+
+def test_health_ready_metrics(client):
+    assert client.get("/healthz").json == {"status": "alive"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["checks"]["database"] and ready.json["checks"]["cell_model"]
+    assert ready.json["model_versions"]["cellnet"] == "cellnet-tiny-test"
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200 and b"mdsdx_http_requests_total" in metrics.data
+
+
+def test_openapi_and_docs_have_no_cdn(client):
+    spec = client.get("/openapi.json").json
+    assert spec["openapi"].startswith("3.")
+    assert {"/v1/smears", "/v1/smears/{smear_id}", "/v1/smears/{smear_id}/fhir", "/v1/smears/{smear_id}/report",
+            "/v1/granules"} <= set(spec["paths"])
+    page = client.get("/docs").get_data(as_text=True)
+    assert "http://" not in page and "https://" not in page
+    asset = client.get("/docs/static/swagger-ui-bundle.js")
+    assert asset.status_code == 200
+    asset.close()
+
+
+def test_auth_required_and_keys_work(app, client, api_key):
+    r = client.get("/v1/smears")
+    assert r.status_code == 401 and "Bearer" in r.json["message"]
+    assert client.get("/v1/smears", headers=auth("mdsdx_bad_key")).status_code == 401
+    assert client.get("/v1/smears", headers=auth(api_key)).status_code == 200
+    from service.auth import revoke_key
+    with app.extensions["mdsdx"]["sessions"]() as db:
+        revoke_key(db, "lab-system")
+    assert client.get("/v1/smears", headers=auth(api_key)).status_code == 401
+
+
+def test_keys_are_stored_hashed(app, api_key):
+    from sqlalchemy import select
+
+    from service.db import ApiKey
+    with app.extensions["mdsdx"]["sessions"]() as db:
+        row = db.scalar(select(ApiKey))
+    assert api_key not in (row.key_hash, row.prefix) and len(row.key_hash) == 64
+
+
+def test_post_get_list_report_fhir(app, client, api_key):
+    r = post(client, api_key, smear_form(external_id="SLIDE-7", patient_pseudonym="PSN-42"))
+    assert r.status_code == 201, r.json
+    body = r.json
+    for field in ("id", "p_mds", "call", "threshold", "n_cells", "type_counts", "who", "top_features",
+                  "model_versions", "warnings", "report_url"):
+        assert field in body, field
+    assert body["n_cells"] == 6 and body["call"] in ("MDS", "AA") and len(body["top_features"]) == 5
+    assert body["model_versions"] == {"cellnet": "cellnet-tiny-test", "diagnoser": "diagnoser-tiny-test"}
+    assert any("usable cells" in w for w in body["warnings"])
+    one = client.get(f"/v1/smears/{body['id']}", headers=auth(api_key))
+    assert one.status_code == 200 and one.json["external_id"] == "SLIDE-7"
+    listing = client.get("/v1/smears?page=1&per_page=1", headers=auth(api_key)).json
+    assert listing["total"] == 1 and listing["items"][0]["id"] == body["id"]
+    report = client.get(f"/v1/smears/{body['id']}/report", headers=auth(api_key))
+    assert report.status_code == 200 and b"Research use only" in report.data and b"<svg" in report.data
+    fhir = client.get(f"/v1/smears/{body['id']}/fhir", headers=auth(api_key))
+    assert fhir.status_code == 200 and fhir.mimetype == "application/fhir+json"
+    from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+    doc = DiagnosticReport.model_validate(fhir.json)
+    device = [c for c in fhir.json["contained"] if c["resourceType"] == "Device"][0]
+    assert {v["value"] for v in device["version"]} == {"cellnet-tiny-test", "diagnoser-tiny-test"}
+    assert doc.subject.display == "PSN-42"
+    assert len(stored_files(app)) == 6
+
+
+def test_zip_archive_upload(client, api_key):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for i in range(5):
+            z.writestr(f"smear/cell_{i:04d}.jpg", jpeg_bytes(i))
+        z.writestr("smear/notes.txt", "ignored")
+    r = post(client, api_key, {"external_id": "ZIP-1", "archive": (io.BytesIO(buf.getvalue()), "smear.zip")})
+    assert r.status_code == 201, r.json
+    assert r.json["n_cells"] == 5
+
+
+def test_idempotency_key_returns_first_result(app, client, api_key):
+    first = post(client, api_key, smear_form(), **{"Idempotency-Key": "abc-1"})
+    again = post(client, api_key, smear_form(external_id="OTHER"), **{"Idempotency-Key": "abc-1"})
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json["id"] == first.json["id"] and again.headers["Idempotent-Replayed"] == "true"
+    assert count_smears(app) == 1
+
+
+def _png(width, height):
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (230, 200, 200)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _zip(entries, compression=zipfile.ZIP_DEFLATED):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression) as z:
+        for name, data in entries:
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+BAD_UPLOADS = {
+    "not an image": ({"images": [(io.BytesIO(b"%PDF-1.4 not an image"), "cell.jpg")]}, 422, "not a JPEG"),
+    "truncated jpeg": ({"images": [(io.BytesIO(jpeg_bytes(1)[:900]), "cut.jpg")]}, 422, "truncated or corrupt"),
+    "image too large": ({"images": [(io.BytesIO(b"\xff\xd8\xff" + b"0" * 400_000), "big.jpg")]}, 413, "byte limit"),
+    "decompression bomb": ({"images": [(io.BytesIO(_png(5000, 5000)), "bomb.png")]}, 422, "pixel limit"),
+    "too many images": ({"images": [(io.BytesIO(jpeg_bytes(0, 32)), f"c{i}.jpg") for i in range(41)]}, 413, "limit of 40"),
+    "empty smear": ({}, 400, "empty"),
+    "zip path traversal": ({"archive": (io.BytesIO(_zip([("../../etc/cell.jpg", jpeg_bytes(0))])), "a.zip")}, 400, "unsafe"),
+    "zip bomb": ({"archive": (io.BytesIO(_zip([("bomb.jpg", b"\xff\xd8\xff" + b"\0" * 250_000)])), "a.zip")}, 413, "zip bomb"),
+    "not a zip": ({"archive": (io.BytesIO(b"PK no zip"), "a.zip")}, 400, "not a valid zip"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_UPLOADS))
+def test_bad_uploads_are_4xx_json_and_store_nothing(app, client, api_key, case):
+    files, status, message = BAD_UPLOADS[case]
+    r = post(client, api_key, {"external_id": "BAD", **files})
+    assert r.status_code == status, r.json
+    assert r.is_json and message in r.json["message"]
+    assert count_smears(app) == 0 and stored_files(app) == []
+
+
+def test_wrong_content_type_and_bad_metadata(app, client, api_key):
+    r = client.post("/v1/smears", json={"external_id": "X"}, headers=auth(api_key))
+    assert r.status_code in (415, 422) and r.is_json
+    r = post(client, api_key, {"images": [(io.BytesIO(jpeg_bytes(0)), "c.jpg")]})  # no external_id
+    assert r.status_code == 422 and r.is_json and "external_id" in r.json["message"]
+    r = post(client, api_key, smear_form(external_id="x" * 300))
+    assert r.status_code == 422
+    r = post(client, api_key, smear_form(), **{"Idempotency-Key": "k" * 300})
+    assert r.status_code == 400 and "Idempotency-Key" in r.json["message"]
+    assert count_smears(app) == 0
+
+
+def test_request_body_limit(tiny_models, tiny_pipeline, tmp_path):
+    from conftest import service_config
+    from service.app import create_app
+    small = create_app({"MDSDX": service_config(tmp_path / "h", tiny_models, max_upload_bytes=5000, dev=True)})
+    small.extensions["mdsdx"]["pipeline"] = tiny_pipeline
+    r = small.test_client().post("/v1/smears", data=smear_form(4), content_type="multipart/form-data")
+    assert r.status_code == 413 and r.is_json and "byte limit" in r.json["message"]
+
+
+def test_unknown_smear_is_404_json(client, api_key):
+    for path in ("/v1/smears/00000000-0000-0000-0000-000000000000", "/v1/smears/not-a-uuid",
+                 "/v1/smears/00000000-0000-0000-0000-000000000000/fhir", "/v1/smears/nope/report"):
+        r = client.get(path, headers=auth(api_key))
+        assert r.status_code == 404 and r.is_json and "no smear" in r.json["message"]
+
+
+def test_granules(client, api_key):
+    data = {"images": [(io.BytesIO(jpeg_bytes(i)), f"m{i}.jpg") for i in range(3)]}
+    r = client.post("/v1/granules", data=data, headers=auth(api_key), content_type="multipart/form-data")
+    assert r.status_code == 200, r.json
+    assert len(r.json["cells"]) == 3 and r.json["model_version"] == "akira-tiny-test"
+    assert all(0 <= c["dg_grade"] <= 3 for c in r.json["cells"])
+    too_many = {"images": [(io.BytesIO(jpeg_bytes(i, 32)), f"m{i}.jpg") for i in range(11)]}
+    r = client.post("/v1/granules", data=too_many, headers=auth(api_key), content_type="multipart/form-data")
+    assert r.status_code == 413
+
+
+def test_dev_mode_turns_auth_off_loudly(tiny_models, tiny_pipeline, tmp_path):
+    from conftest import service_config
+    from service.app import create_app
+    app = create_app({"MDSDX": service_config(tmp_path / "d", tiny_models, dev=True)})
+    app.extensions["mdsdx"]["pipeline"] = tiny_pipeline
+    c = app.test_client()
+    r = c.get("/v1/smears")
+    assert r.status_code == 200 and r.headers["X-Mdsdx-Dev-Mode"] == "authentication-off"
+    assert b"DEVELOPMENT MODE" in c.get("/").data
+
+
+def test_pages_need_login_then_show_reports(app, client, api_key):
+    r = client.get("/")
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+    created = post(client, api_key, smear_form(external_id="PAGE-1")).json
+    assert client.post("/login", data={"key": "wrong"}).status_code == 401
+    r = client.post("/login", data={"key": api_key, "next": "/"})
+    assert r.status_code == 302
+    home = client.get("/").get_data(as_text=True)
+    assert "PAGE-1" in home
+    report = client.get(f"/smears/{created['id']}").get_data(as_text=True)
+    assert "Cell gallery" in report and "WHO view" in report and "The 114 parameters" in report
+    assert "https://" not in report.split("</style>")[0]
+    img = client.get(f"/smears/{created['id']}/cells/0.img")
+    assert img.status_code == 200 and img.data[:3] == b"\xff\xd8\xff"
+    img.close()
+    cohort = client.get(f"/cohort?id={created['id']}")
+    assert cohort.status_code == 200 and b"data:image/png;base64" in cohort.data
+    assert client.get("/upload").status_code == 200
+    up = client.post("/upload", data=smear_form(external_id="FORM-1"), content_type="multipart/form-data")
+    assert up.status_code == 302 and count_smears(app) == 2
+    assert client.get("/login?next=https://evil.example/").status_code == 200
+
+
+def test_login_next_is_not_an_open_redirect(client, api_key):
+    r = client.post("/login", data={"key": api_key, "next": "https://evil.example/x"})
+    assert r.status_code == 302 and r.headers["Location"] == "/"
+
+
+def test_keys_cli(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from service.cli import cli
+    monkeypatch.setenv("MDSDX_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    r = runner.invoke(cli, ["keys", "create", "lis"])
+    assert r.exit_code == 0 and r.stdout.strip().startswith("mdsdx_")
+    listed = runner.invoke(cli, ["keys", "list"]).output
+    assert "lis" in listed and r.stdout.strip() not in listed
+    assert runner.invoke(cli, ["keys", "create", "lis"]).exit_code == 2
+    assert runner.invoke(cli, ["keys", "revoke", "lis"]).exit_code == 0
+    assert runner.invoke(cli, ["keys", "revoke", "lis"]).exit_code == 2
+
+
+def test_schema_is_versioned(app):
+    from sqlalchemy import select
+
+    from service.db import SCHEMA_VERSION, SchemaVersion, migrate
+    engine = app.extensions["mdsdx"]["engine"]
+    assert migrate(engine) == SCHEMA_VERSION
+    with app.extensions["mdsdx"]["sessions"]() as db:
+        assert db.scalars(select(SchemaVersion.version)).all() == list(range(1, SCHEMA_VERSION + 1))
