@@ -1,0 +1,75 @@
+"""Model cards (Markdown and JSON) written beside each shipped model from its metadata and the
+metrics measured by the evaluation commands: no figure in a card is typed by hand."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or x != x else f"{100 * x:.1f} %"
+
+
+def write_card(model_dir: Path, card: dict) -> None:
+    """``card``: title, summary, command(s), data, metrics (name -> (value, target or '')), intended use,
+    limits, extra sections (title -> markdown). Writes MODEL_CARD.md and model_card.json."""
+    model_dir = Path(model_dir)
+    (model_dir / "model_card.json").write_text(json.dumps(card, indent=2, default=str))
+    lines = [f"# Model card: {card['title']}", "", card["summary"], "",
+             "**Research use only; not a medical device.**", "", "## How it was made", ""]
+    lines += [f"    {c}" for c in card["commands"]]
+    lines += ["", card.get("training_notes", ""), "", "## Data", "", card["data"], "", "## Held-out results", "",
+              "| measure | value | target |", "|---|---|---|"]
+    for name, (value, target) in card["metrics"].items():
+        lines.append(f"| {name} | {value} | {target} |")
+    for title, body in card.get("sections", {}).items():
+        lines += ["", f"## {title}", "", body]
+    lines += ["", "## Intended use", "", card["intended_use"], "", "## Limits", "", card["limits"], "",
+              "## Versions", "", f"- model version: `{card['version']}`"]
+    lines += [f"- {k} {v}" for k, v in card["libraries"].items()]
+    (model_dir / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
+
+
+def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_notes: str = "") -> dict:
+    meta = json.loads((Path(model_dir) / "metadata.json").read_text())
+    m = json.loads((Path(eval_dir) / "metrics.json").read_text())
+    size_mb = (Path(model_dir) / "cellnet.keras").stat().st_size / 1e6
+    report = (Path(eval_dir) / "report.md").read_text()
+    tables = report.split("## Table 2 layout", 1)[1] if "## Table 2 layout" in report else ""
+    card = {
+        "title": "mdsdx stage-1 cell CNN (17 types, 97 features)", "version": meta["version"],
+        "summary": ("A separable-convolution residual network in the shape of Kimura et al. 2019, Fig. 5 (3 upstream "
+                    "blocks, 8 downstream residual blocks), trained from scratch on 2 CPU cores. Inputs are 128-px "
+                    "crops (antialiased resize from any size); outputs are calibrated probabilities of the 17 cell "
+                    "types and of the dysmorphic features that had training labels, and a 512-d embedding."),
+        "commands": commands, "training_notes": training_notes,
+        "data": ("Real crops of ../shared/data: PBC (Acevedo et al. 2020, CC BY 4.0; healthy donors) with WBCAtt "
+                 "attributes (Tsutsui et al. 2023, MIT), and bone-marrow crops (Matek et al. 2021, CC BY 4.0), train "
+                 f"split only ({meta['training']['n_train']} training and {meta['training']['n_val']} validation images, "
+                 "real and simulated). Dysplastic features and the types with no real image (VLY, TAG, MEK, SMU) come "
+                 "from mdsdx's SIMULATOR, made only from train-split crops. Features without any label source "
+                 f"({97 - len(meta['trained_features'])} of 97) are untrained and output as missing (NaN)."),
+        "metrics": {
+            "8 classic PBC groups, accuracy (real test crops)": (_pct(m["classic_group_accuracy_pbc"]), ">= 98 %"),
+            "fine classes SNE/BNE/MMY/MY/PMY, macro sensitivity (real)": (_pct(m["fine_class_macro_sensitivity_pbc"]), ">= 90 %"),
+            "WBCAtt attributes, mean accuracy (real, WBCAtt val split)": (_pct(m["wbcatt_mean_accuracy"]), ">= 93 %"),
+            "expected calibration error, types (real)": (_pct(m["expected_calibration_error"]), "<= 3 %"),
+            "UNID rate (real test crops)": (_pct(m["unid_rate_real_test"]), ""),
+            "simulated features, macro AUC (SIMULATED test cells)": (f"{m['simulated_feature_macro_auc']:.3f}" if m.get("simulated_feature_macro_auc") else "n/a", ""),
+            "model file size": (f"{size_mb:.1f} MB", "<= 20 MB"),
+        },
+        "sections": {"Per-type and per-feature tables (held-out test split)": "## Table 2 layout" + tables,
+                     "Calibration": (f"Temperature scaling on the validation split: types T = "
+                                     f"{meta['calibration']['type_temperature']:.3f}, features T = "
+                                     f"{meta['calibration']['feature_temperature']:.3f}. UNID threshold "
+                                     f"{meta['calibration']['unid_threshold']:.3f} ({meta['calibration']['unid_rule']}).")},
+        "intended_use": ("Research on automated peripheral-blood morphology and MDS screening; the first stage of "
+                         "mdsdx's pipeline. Not for diagnosing patients."),
+        "limits": ("Trained on healthy-donor crops of one analyser model (CellaVision DM96) and one marrow set; "
+                   "dysplasia features are learned from SIMULATED transforms and their figures are measured on "
+                   "simulated cells, not on patients. Features without a training label and are reported "
+                   "as missing. Real DI-60 exports at other stains, magnifications or focus may degrade accuracy."),
+        "libraries": meta["libraries"],
+    }
+    write_card(model_dir, card)
+    return card
