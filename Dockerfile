@@ -14,7 +14,7 @@ RUN apt-get update \
  && mkdir -p /var/lib/mdsdx && chown mdsdx:mdsdx /var/lib/mdsdx
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY models ./models
 COPY featurize ./featurize
 COPY diagnose ./diagnose
@@ -27,4 +27,6 @@ EXPOSE 8000
 VOLUME ["/var/lib/mdsdx"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD curl -fsS http://127.0.0.1:8000/healthz || exit 1
-ENTRYPOINT ["gunicorn", "--config", "python:service.gunicorn_conf", "service.wsgi:app"]
+# `mdsdx serve` initialises the data volume (schema, first admin key printed to the log, example
+# smears) and then execs gunicorn with service/gunicorn_conf.py, so gunicorn is PID 1.
+ENTRYPOINT ["mdsdx", "serve", "--host", "0.0.0.0", "--port", "8000"]

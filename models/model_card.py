@@ -73,3 +73,38 @@ def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_
     }
     write_card(model_dir, card)
     return card
+
+
+def diagnoser_card(model_dir: Path, commands: list[str], training_notes: str = "") -> dict:
+    meta = json.loads((Path(model_dir) / "metadata.json").read_text())
+    m = meta["training"]["test_metrics"]
+    ci = lambda k: f"[{100 * m[k][0]:.1f}, {100 * m[k][1]:.1f}] %"
+    aci = m["auc_ci95"]
+    card = {
+        "title": "mdsdx MDS-vs-AA diagnoser (XGBoost on 114 smear parameters)", "version": meta["version"],
+        "summary": ("XGBoost (Kimura et al. 2019) on the 17 type proportions and 97 feature rates of a smear, computed "
+                    "through the stage-1 CNN; Platt-calibrated probability; threshold chosen on out-of-fold "
+                    "predictions for >= 97 % specificity; SHAP by TreeExplainer. Saved in XGBoost's UBJ format."),
+        "commands": commands, "training_notes": training_notes,
+        "data": (f"SIMULATED cohorts only (mdsdx simulate, standard difficulty): a training cohort of "
+                 f"{meta['training']['config']['train_smears']} smears from the CNN's validation-split crops and an "
+                 f"independent test cohort of {m['n_smears']} smears ({m['n_mds']} MDS, {m['n_aa']} AA) from test-split "
+                 f"crops no training step saw, featurized through stage-1 model {meta['training']['cellnet']}."),
+        "metrics": {
+            "sensitivity (SIMULATED test cohort)": (f"{100 * m['sensitivity']:.1f} % (95 % CI {ci('sensitivity_ci95')})", ">= 96 %"),
+            "specificity (SIMULATED test cohort)": (f"{100 * m['specificity']:.1f} % (95 % CI {ci('specificity_ci95')})", ">= 97 %"),
+            "AUC (SIMULATED test cohort)": (f"{m['auc']:.3f} (95 % CI [{aci[0]:.3f}, {aci[1]:.3f}])", ">= 0.99"),
+            "decision threshold on P(MDS)": (f"{meta['threshold']:.3f}", ""),
+        },
+        "sections": {"Comparison": ("Kimura et al. report 96.2 % sensitivity, 100 % specificity and AUC 0.990 on 26 MDS "
+                                    "and 11 AA patients. The figures above are on simulated cohorts and are not "
+                                    "comparable to patients."),
+                     "Figures": "`roc.png` (Fig. 4 layout) and `heatmap.png` (Fig. 3 layout) in the training output folder."},
+        "intended_use": "Research on MDS screening from peripheral-blood morphology. Not for diagnosing patients.",
+        "limits": ("Trained and evaluated on SIMULATED cohorts whose disease distributions are settings "
+                   "(simulate/diseases.yaml), not measurements; performance on patients is unknown. MDS vs AA only: "
+                   "other cytopenias, infection or treatment effects were not modelled."),
+        "libraries": meta["libraries"],
+    }
+    write_card(model_dir, card)
+    return card
