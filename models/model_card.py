@@ -108,3 +108,38 @@ def diagnoser_card(model_dir: Path, commands: list[str], training_notes: str = "
     }
     write_card(model_dir, card)
     return card
+
+
+def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = "", training_notes: str = "") -> dict:
+    meta = json.loads((Path(model_dir) / "metadata.json").read_text())
+    m = json.loads((Path(cv_dir) / "metrics.json").read_text())
+    a, b = m["dg1_3"], m["dg2_3"]
+    card = {
+        "title": "mdsdx AKIRA decreased-granules regressor (compact config)", "version": meta["version"],
+        "summary": ("The regressor of Mori et al. 2020: backbone truncated at global average pooling, dropout 0.5, "
+                    "Dense(34), sigmoid x maxval; weighted mean quartic loss (DG weight 10); Adam 1e-4 head / 1e-5 "
+                    "backbone with decoupled weight decay 1e-6; batch 10; 16-rotation max inference with category "
+                    "gating on a common 0-1 scale. The compact backbone is mdsdx's stage-1 CNN at 112 px."),
+        "commands": commands, "training_notes": training_notes,
+        "data": (f"{meta.get('n_images', 'n/a')} images from real crops outside the stage-1 training split; DG grades "
+                 "(and HS, HYPES, ACC) are SIMULATED by mdsdx's transforms on real neutrophils."),
+        "metrics": {
+            "DG1-3 sensitivity (5-fold CV, SIMULATED grades)": (_pct(a["sensitivity"]), ">= 91.0 %"),
+            "DG1-3 specificity": (_pct(a["specificity"]), ">= 97.7 %"),
+            "DG1-3 PPV / NPV": (f"{_pct(a['ppv'])} / {_pct(a['npv'])}", "(paper 76.3 % / 99.3 %)"),
+            "DG1-3 accuracy": (_pct(a["accuracy"]), ">= 97.2 %"),
+            "DG1-3 AUC": (f"{a['auc']:.3f}", "(paper 0.944)"),
+            "DG2-3 sensitivity / specificity / accuracy": (f"{_pct(b['sensitivity'])} / {_pct(b['specificity'])} / "
+                                                          f"{_pct(b['accuracy'])}", "(paper 85.2 / 98.9 / 98.2 %)"),
+            "errors of two grades or more": (str(m["errors_two_or_more_grades"]), ""),
+            "speed, 16 rotations, 2 cores": (speed or "see bench/bench_granules.py", ">= 20 cells/s"),
+        },
+        "sections": {"Confusion matrix (rows true DG0-3, columns predicted)": "\n".join(
+            "| " + " | ".join(str(v) for v in row) + " |" for row in [["DG0", "DG1", "DG2", "DG3"]] + m["confusion"])},
+        "intended_use": "Research on bone-marrow dysplasia assessment. Not for diagnosing patients.",
+        "limits": ("DG grades are simulated, not a morphologist's; the marrow crops are Pappenheim-stained and few; "
+                   "no megakaryocyte, plasma cell, histiocyte, mitotic or red-cell images were available."),
+        "libraries": meta["libraries"],
+    }
+    write_card(model_dir, card)
+    return card

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -219,7 +220,8 @@ def train_cells(out: Path, config: TrainConfig) -> Path:
     for epoch in range(state["epoch"], config.epochs):
         epoch_rng = np.random.default_rng([config.seed, epoch])  # the same draw after a resume
         idx = epoch_rng.choice(train_idx, size=steps * config.batch_size, p=weights)
-        history = trainer.fit(_dataset(images, targets, idx, config.batch_size, augment), epochs=1, verbose=2, shuffle=False)
+        history = trainer.fit(_dataset(images, targets, idx, config.batch_size, augment), epochs=1, shuffle=False,
+                              verbose=1 if sys.stdout.isatty() else 2)  # a progress bar on a terminal, a line in logs
         val = trainer.evaluate(val_ds, return_dict=True, verbose=0)
         row = {"epoch": epoch + 1, **{k: float(v[-1]) for k, v in history.history.items()},
                **{f"val_{k}": float(v) for k, v in val.items()}}

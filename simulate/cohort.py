@@ -125,14 +125,16 @@ def _render_smear(args) -> list[dict]:
     types = rng.choice(abbrs, size=plan.n_cells, p=probs / probs.sum())
     by_type = {t.feature_id: t.cell_types for t in TRANSFORMS.values()}
     gain, offset = np.array(plan.stain_gain, np.float32), np.array(plan.stain_offset, np.float32)
+    # the stain drift as a per-channel lookup table (same float32 arithmetic and truncation as
+    # clip(rgb * gain + offset).astype(uint8), applied in C by Pillow)
+    stain_lut = np.clip(np.arange(256, dtype=np.float32)[:, None] * gain + offset, 0, 255).astype(np.uint8).T.ravel().tolist()
     (out / plan.smear_id).mkdir(parents=True, exist_ok=True)
     rows = []
     for j, cell_type in enumerate(types, start=1):
         feats = {f: int(rng.choice([1, 2, 3], p=grade_weights)) for f, rate in plan.feature_rates.items()
                  if cell_type in by_type[f] and rng.random() < rate}
         cell = make_cell(pool, str(cell_type), feats, rng)
-        rgb = np.clip(cell.rgb.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
-        img = Image.fromarray(rgb)
+        img = Image.fromarray(cell.rgb).point(stain_lut)
         if plan.focus_sigma_px > 0.05:
             img = img.filter(ImageFilter.GaussianBlur(plan.focus_sigma_px * img.width / 256))
         if export_px and img.width != export_px:

@@ -1,0 +1,54 @@
+"""The models committed to the repository load, match the taxonomy and answer on any input size."""
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import synthetic_cell
+
+ROOT = Path(__file__).resolve().parent.parent
+CELLNET = ROOT / "models" / "cellnet"
+DIAGNOSER = ROOT / "diagnose" / "diagnoser"
+shipped = pytest.mark.skipif(not (CELLNET / "cellnet.keras").is_file() or not (DIAGNOSER / "diagnoser.ubj").is_file(),
+                             reason="the shipped models are not in this checkout")
+
+
+@shipped
+def test_shipped_cellnet_contract():
+    from models.infer import CellPredictor
+    meta = json.loads((CELLNET / "metadata.json").read_text())
+    assert (CELLNET / "cellnet.keras").stat().st_size <= 20e6
+    assert (CELLNET / "MODEL_CARD.md").is_file() and (CELLNET / "model_card.json").is_file()
+    predictor = CellPredictor()
+    assert predictor.version == meta["version"]
+    crops = []
+    for size in ((256, 256), (363, 360)):
+        buf = io.BytesIO()
+        Image.fromarray(synthetic_cell(px=size[1], height=size[0])).save(buf, "JPEG")
+        crops.append(buf.getvalue())
+    preds = predictor.predict_files(crops, ["a.jpg", "b.jpg"])
+    assert preds.type_probs.shape == (2, 17)
+    np.testing.assert_allclose(preds.type_probs.sum(1), 1.0, atol=1e-5)
+    assert int(np.isnan(preds.feature_probs).all(axis=0).sum()) == 97 - len(meta["trained_features"])  # untrained: NaN
+    assert set(meta["trained_features"]) >= {"neu_degranulation", "neu_pseudo_pelger", "plt_giant"}
+
+
+@shipped
+def test_shipped_diagnoser_and_pipeline():
+    from diagnose.pipeline import SmearDiagnosisPipeline
+    pipeline = SmearDiagnosisPipeline()
+    assert (DIAGNOSER / "MODEL_CARD.md").is_file()
+    blobs = []
+    for i in range(60):
+        buf = io.BytesIO()
+        Image.fromarray(synthetic_cell(256, seed=i)).save(buf, "JPEG")
+        blobs.append(buf.getvalue())
+    result = pipeline.diagnose_images(blobs, [f"c{i}.jpg" for i in range(60)], "SHIPPED")
+    assert result.call in ("MDS", "AA") and 0 <= result.p_mds <= 1
+    assert (result.p_mds >= result.threshold) == (result.call == "MDS")
+    shap_sum = sum(result.shap.values()) + result.shap_base
+    margin = pipeline.diagnoser.margin(__import__("pandas").DataFrame([result.parameters]).astype(float))[0]
+    assert shap_sum == pytest.approx(margin, abs=1e-3)
