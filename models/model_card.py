@@ -99,10 +99,13 @@ def diagnoser_card(model_dir: Path, commands: list[str], training_notes: str = "
         "sections": {"Comparison": ("Kimura et al. report 96.2 % sensitivity, 100 % specificity and AUC 0.990 on 26 MDS "
                                     "and 11 AA patients. The figures above are on simulated cohorts and are not "
                                     "comparable to patients."),
-                     "Figures": "`roc.png` (Fig. 4 layout) and `heatmap.png` (Fig. 3 layout) in the training output folder."},
+                     "Figures": "`roc.png` (Fig. 4 layout) and `heatmap.png` (Fig. 3 layout, 60 test smears) beside this card."},
         "intended_use": "Research on MDS screening from peripheral-blood morphology. Not for diagnosing patients.",
         "limits": ("Trained and evaluated on SIMULATED cohorts whose disease distributions are settings "
-                   "(simulate/diseases.yaml), not measurements; performance on patients is unknown. MDS vs AA only: "
+                   "(simulate/diseases.yaml), not measurements; performance on patients is unknown. On these cohorts "
+                   "the largest SHAP contributions come from the lymphocyte proportion (the simulated AA is "
+                   "lymphocyte-predominant by design), then blasts, pseudo-Pelger-Huët, hypersegmentation and "
+                   "degranulation; real AA and MDS may differ less in lymphocyte share. MDS vs AA only: "
                    "other cytopenias, infection or treatment effects were not modelled."),
         "libraries": meta["libraries"],
     }
