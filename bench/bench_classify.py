@@ -42,7 +42,6 @@ def main() -> None:
         predictor.predict_files(paths)
         total_s = time.perf_counter() - t
     n = len(paths)
-    size = Path(predictor.metadata.get("path", "")).name
     print(f"model {predictor.version}, input {predictor.input_px} px, {n} cells of {args.export_px or 256} px")
     print(f"decode + resize only : {n / decode_s:8.1f} cells/s ({1000 * decode_s / n:.2f} ms/cell, 2 threads)")
     print(f"network only         : {n / network_s:8.1f} cells/s ({1000 * network_s / n:.2f} ms/cell)")

@@ -14,7 +14,7 @@ import numpy as np
 
 from diagnose.model import MdsDiagnoser
 from diagnose.who import who_view
-from featurize.smear import featurize_smear, parameter_names
+from featurize.smear import featurize_smear
 from models.errors import InvalidInput
 from models.taxonomy import load_taxonomy
 
@@ -96,7 +96,6 @@ class SmearDiagnosisPipeline:
         p_mds = float(self.diagnoser.predict_proba(row)[0, 1])
         shap_values, base = self.diagnoser.explain(row)
         shap_row = shap_values[0]
-        names_map = parameter_names()
         call_counts = pd.Series(preds.cell_type).value_counts()
         dysplasia_idx = [j for j, f in enumerate(tax.features) if f.dysplasia]
         cells = []

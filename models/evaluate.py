@@ -122,7 +122,7 @@ def evaluate_cells(out: Path, model_dir: Path | None = None, data_root: Path | N
             real_feature_rows.append({"feature": tax.features[j].name, "id": fid, "label_source": "WBCAtt (real)",
                                       **binary_scores(real_feat_t[known, j], rp.feature_probs[known, j])})
 
-    sim_rows_types, sim_feature_rows, sim_true, sim_pred, sim_emb = [], [], np.array([]), np.array([]), None
+    sim_feature_rows, sim_true, sim_pred, sim_emb = [], np.array([]), np.array([]), None
     if simulated_dir and (Path(simulated_dir) / "cells.csv").is_file():
         sim = pd.read_csv(Path(simulated_dir) / "cells.csv", keep_default_na=False)
         sim = sim[sim["split"] == "test"].reset_index(drop=True)

@@ -224,8 +224,8 @@ class Granules(MethodView):
             images = read_smear_upload(request.files, cfg)
             if len(images) > cfg.max_granule_images:
                 raise UploadError(413, f"{len(images)} images, more than the limit of {cfg.max_granule_images} per request")
-            from service.smears import _inference_lock
-            with _inference_lock:
+            from service.smears import inference_lock
+            with inference_lock:
                 scores = scorer.score_files([i.data for i in images], [i.name for i in images])
         except UploadError as exc:
             return error(exc.status, exc.message)

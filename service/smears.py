@@ -18,7 +18,7 @@ from service.db import Cell, Smear, as_utc
 from service.storage import ImageStore
 
 log = logging.getLogger(__name__)
-_inference_lock = threading.Lock()  # TensorFlow already uses both cores; one smear at a time per worker
+inference_lock = threading.Lock()  # TensorFlow already uses both cores; one smear at a time per worker
 
 
 def find_idempotent(db, api_key_id, idempotency_key: str | None) -> Smear | None:
@@ -36,7 +36,7 @@ def submit_smear(db, store: ImageStore, pipeline, images, external_id: str, pati
     if first is not None:
         return first, False
     names = [i.name for i in images]
-    with _inference_lock:
+    with inference_lock:
         result = pipeline.diagnose_images([i.data for i in images], names, external_id)
     digests, created = store.put_many([i.data for i in images])
     smear_id = str(uuid.uuid4())

@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 from PIL import Image, ImageFilter
 
-from models.datasets import load_marrow, load_pbc, source_map
+from models.datasets import load_marrow, load_pbc
 from models.errors import DataNotFound, InvalidInput
 from models.taxonomy import load_taxonomy
 from simulate.cells import CropPool, make_cell

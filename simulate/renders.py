@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from simulate.segment import CellMasks, segment_cell
+from simulate.segment import CellMasks
 from simulate.transforms import _blend, _discs, _finish, _masked_blur, _scale, _smooth_noise
 
 BASOPHILIC_CYTO = np.array([172, 186, 222], np.float32)   # reactive-lymphocyte cytoplasm
