@@ -114,8 +114,11 @@ def test_browser_opens_a_report(tmp_path, tiny_models, tiny_pipeline):
             page.wait_for_selector("text=Cell gallery")
             assert page.locator(".call").inner_text() in ("MDS", "AA")
             assert page.locator(".cell img").count() == 12
-            widths = page.eval_on_selector_all(".cell img", "imgs => imgs.map(i => i.naturalWidth)")
-            assert all(w > 0 for w in widths)  # every gallery image loaded from the server
+            # gallery images load lazily: bring each into view, then wait until every one has loaded
+            for img in page.locator(".cell img").all():
+                img.scroll_into_view_if_needed()
+            page.wait_for_function("() => [...document.querySelectorAll('.cell img')]"
+                                   ".every(i => i.complete && i.naturalWidth > 0)", timeout=20000)
             page.screenshot(path=str(shots / "report.png"), full_page=True)
             page.goto(f"http://127.0.0.1:{port}/")
             assert "BROWSER-1" in page.content()
