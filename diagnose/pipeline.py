@@ -14,7 +14,7 @@ import numpy as np
 
 from diagnose.model import MdsDiagnoser
 from diagnose.who import who_view
-from featurize.smear import featurize_smear
+from featurize.smear import featurize_smear, usable_cells
 from models.errors import InvalidInput
 from models.taxonomy import load_taxonomy
 
@@ -90,8 +90,7 @@ class SmearDiagnosisPipeline:
     def diagnose_predictions(self, preds, names: Sequence[str], smear_id: str) -> SmearResult:
         import pandas as pd
         tax = load_taxonomy()
-        usable = (preds.cell_type != "UNID") & ~np.isin(preds.cell_type, ["SMU", "ART"])
-        feats = featurize_smear(preds.type_probs, preds.feature_probs, usable=usable)
+        feats = featurize_smear(preds.type_probs, preds.feature_probs, usable=usable_cells(preds.cell_type))
         row = pd.DataFrame([feats.values.values], columns=list(feats.values.index))
         p_mds = float(self.diagnoser.predict_proba(row)[0, 1])
         shap_values, base = self.diagnoser.explain(row)

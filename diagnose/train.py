@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from diagnose.model import DiagnoserConfig, MdsDiagnoser
-from featurize.smear import featurize_smear, parameter_ids
+from featurize.smear import featurize_smear, parameter_ids, usable_cells
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ def featurize_cohort(predictor, cohort_dir: Path) -> pd.DataFrame:
     for smear_id in tqdm(cohort["smear_id"], desc=f"featurize {Path(cohort_dir).name}", unit="smear", disable=None):
         files = sorted(str(p) for p in (Path(cohort_dir) / smear_id).glob("*.jpg"))
         preds = predictor.predict_files(files)
-        usable = (preds.cell_type != "UNID") & ~np.isin(preds.cell_type, ["SMU", "ART"])
-        rows.append(featurize_smear(preds.type_probs, preds.feature_probs, usable=usable).values.rename(smear_id))
+        rows.append(featurize_smear(preds.type_probs, preds.feature_probs,
+                                    usable=usable_cells(preds.cell_type)).values.rename(smear_id))
     frame = pd.DataFrame(rows)
     frame.index.name = "smear_id"
     return frame.join(cohort.set_index("smear_id")[["diagnosis", "n_cells"]])
@@ -122,7 +122,8 @@ def train_diagnosis(out: Path, config: DiagnosisTrainConfig) -> dict:
         "sensitivity": float(((model.oof_proba_ >= model.threshold_) & (model.y_train_ == 1)).sum() / model.y_train_.sum()),
         "specificity": float(((model.oof_proba_ < model.threshold_) & (model.y_train_ == 0)).sum() / (model.y_train_ == 0).sum())}
     metrics["data"] = "SIMULATED cohorts (mdsdx simulate, standard difficulty) featurized through the stage-1 CNN"
-    cell_version = (predictor.version if predictor else CellPredictor(config.cell_model_dir).version)
+    from models.artifact import DEFAULT_DIR, read_metadata
+    cell_version = read_metadata(Path(config.cell_model_dir) if config.cell_model_dir else DEFAULT_DIR)["version"]
     model.save(out, training={"config": asdict(config), "cellnet": cell_version, "test_metrics": metrics})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     y = (test["diagnosis"] == "MDS").astype(int).values

@@ -29,6 +29,12 @@ from models.taxonomy import load_taxonomy
 NOT_USABLE_TYPES = ("SMU", "ART")
 
 
+def usable_cells(cell_calls: np.ndarray) -> np.ndarray:
+    """(n,) bool: confident calls (not UNID) that are not smudge or artifact."""
+    calls = np.asarray(cell_calls)
+    return (calls != "UNID") & ~np.isin(calls, NOT_USABLE_TYPES)
+
+
 def parameter_ids() -> list[str]:
     """Machine column names, in order: 17 ``type_<ABBR>`` then 97 ``feat_<id>``."""
     tax = load_taxonomy()
