@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -150,6 +151,33 @@ def recalibrate_batchnorm(net, images: np.ndarray, seed: int, n_images: int = 32
     log.info("BatchNorm statistics re-estimated on %d training images", len(pick))
 
 
+def load_initial_weights(net, trainer, path: Path) -> None:
+    """Start from ``path``: a ``best.weights.h5`` written by a training run (the training wrapper's
+    weights) or a saved ``cellnet.keras`` model (weights copied layer by layer, by name)."""
+    import keras
+
+    from models.errors import InvalidInput
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such weights file")
+    # Keras warns (and leaves layers freshly initialised) or raises when the file does not match
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if path.name.endswith(".keras"):
+                donor = {layer.name: layer for layer in keras.saving.load_model(path, compile=False).layers}
+                for layer in net.layers:
+                    if layer.weights and layer.name in donor:
+                        layer.set_weights(donor[layer.name].get_weights())
+            else:
+                trainer.load_weights(str(path))
+            problem = next((str(w.message) for w in caught if "Skipping" in str(w.message)), None)
+        except ValueError as exc:
+            problem = str(exc)
+    if problem:
+        raise InvalidInput(f"{path}: weights do not fit this architecture ({problem.splitlines()[0][:200]})")
+    log.info("initial weights loaded from %s", path)
+
+
 def train_cells(out: Path, config: TrainConfig) -> Path:
     """Train, calibrate and save ``<out>/cellnet.keras`` with ``metadata.json``; returns the model path."""
     import keras
@@ -191,11 +219,11 @@ def train_cells(out: Path, config: TrainConfig) -> Path:
     net_config = CellNetConfig(input_px=config.input_px, width=config.width, middle_width=config.middle_width,
                                middle_blocks=config.middle_blocks)
     net = build_cellnet(net_config)
-    if config.init_weights:
-        net.load_weights(config.init_weights)
     trainer = keras.Model(net.input, {"cell_type": net.output["cell_type_logits"],
                                       "features_logits": net.output["features_logits"],
                                       "attributes": net.output["attributes"]})
+    if config.init_weights:
+        load_initial_weights(net, trainer, Path(config.init_weights))
     group_sizes = [len(v) for v in source_map()["wbcatt_attributes"].values()]
     schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps)
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)

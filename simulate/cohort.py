@@ -20,12 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from models.datasets import load_marrow, load_pbc
 from models.errors import DataNotFound, InvalidInput
 from models.taxonomy import load_taxonomy
 from simulate.cells import CropPool, make_cell
+from simulate.filters import blur_rgb
 from simulate.partition import splits_for
 from simulate.transforms import TRANSFORMS
 
@@ -117,8 +118,17 @@ def plan_cohort(config: CohortConfig, diseases: dict, available_types: set[str])
     return plans
 
 
+_worker_pool: CropPool | None = None  # one per worker process, so its decode-and-segment cache lasts
+
+
+def _init_worker(pool: CropPool) -> None:
+    global _worker_pool
+    _worker_pool = pool
+
+
 def _render_smear(args) -> list[dict]:
-    plan, pool, out, grade_weights, export_px, quality = args
+    plan, out, grade_weights, export_px, quality = args
+    pool = _worker_pool
     rng = np.random.default_rng(plan.seed)
     abbrs = list(plan.type_probs)
     probs = np.array([plan.type_probs[a] for a in abbrs])
@@ -134,9 +144,10 @@ def _render_smear(args) -> list[dict]:
         feats = {f: int(rng.choice([1, 2, 3], p=grade_weights)) for f, rate in plan.feature_rates.items()
                  if cell_type in by_type[f] and rng.random() < rate}
         cell = make_cell(pool, str(cell_type), feats, rng)
-        img = Image.fromarray(cell.rgb).point(stain_lut)
+        rgb = cell.rgb
         if plan.focus_sigma_px > 0.05:
-            img = img.filter(ImageFilter.GaussianBlur(plan.focus_sigma_px * img.width / 256))
+            rgb = blur_rgb(rgb, plan.focus_sigma_px * rgb.shape[1] / 256)
+        img = Image.fromarray(rgb).point(stain_lut)
         if export_px and img.width != export_px:
             img = img.resize((export_px, export_px), Image.Resampling.BICUBIC)
         rel = f"{plan.smear_id}/cell_{j:04d}.jpg"
@@ -175,10 +186,10 @@ def simulate_cohort(out: Path, config: CohortConfig, source: Path, disease_confi
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        jobs = [(p, pool, tmp, diseases["grade_weights"], config.export_px, config.jpeg_quality) for p in plans]
+        jobs = [(p, tmp, diseases["grade_weights"], config.export_px, config.jpeg_quality) for p in plans]
         rows: list[dict] = []
         from tqdm import tqdm
-        with ProcessPoolExecutor(max_workers=max(config.workers, 1)) as ex:
+        with ProcessPoolExecutor(max_workers=max(config.workers, 1), initializer=_init_worker, initargs=(pool,)) as ex:
             for part in tqdm(ex.map(_render_smear, jobs, chunksize=4), total=len(jobs), desc="smears", unit="smear",
                              disable=None):
                 rows += part

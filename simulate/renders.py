@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
+from simulate.filters import gaussian
 from simulate.segment import CellMasks
 from simulate.transforms import _blend, _discs, _finish, _masked_blur, _scale, _smooth_noise
 
@@ -41,7 +42,7 @@ def clear_centre(background: np.ndarray, masks: CellMasks, rng: np.random.Genera
         return img
     field = _masked_blur(img, ~hole, 10 * s)
     texture = _smooth_noise(hole.shape, 3 * s, rng)[..., None] * 4.0
-    alpha = ndi.gaussian_filter(hole.astype(np.float32), 2 * s)
+    alpha = gaussian(hole.astype(np.float32), 2 * s)
     return img * (1 - alpha[..., None]) + (field + texture) * alpha[..., None]
 
 
@@ -57,8 +58,8 @@ def variant_lymphocyte(donor: np.ndarray, masks: CellMasks, rng: np.random.Gener
     dist = ndi.distance_transform_edt(skirt > 0.5)
     edge = np.clip(1 - dist / (nuc_r * 0.8), 0, 1)  # 1 at the rim, 0 inside
     colour = BASOPHILIC_CYTO * (1 - 0.16 * edge[..., None]) + _smooth_noise(skirt.shape, 1.5 * s, rng)[..., None] * 5
-    out = _blend(img, colour, ndi.gaussian_filter(skirt, 0.8 * s) * rng.uniform(0.7, 0.85))
-    nucleus = ndi.gaussian_filter(masks.nucleus.astype(np.float32), 0.7 * s)
+    out = _blend(img, colour, gaussian(skirt, 0.8 * s) * rng.uniform(0.7, 0.85))
+    nucleus = gaussian(masks.nucleus.astype(np.float32), 0.7 * s)
     return _finish(_blend(out, img, nucleus))
 
 
@@ -70,7 +71,7 @@ def platelet_patch(crop: np.ndarray, masks: CellMasks) -> tuple[np.ndarray, np.n
     pad = 3
     y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, crop.shape[0])
     x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, crop.shape[1])
-    alpha = ndi.gaussian_filter(masks.cell.astype(np.float32), 1.0)[y0:y1, x0:x1]
+    alpha = gaussian(masks.cell.astype(np.float32), 1.0)[y0:y1, x0:x1]
     return crop[y0:y1, x0:x1].astype(np.float32), alpha
 
 
@@ -104,13 +105,13 @@ def megakaryocyte_fragment(background: np.ndarray, bg_masks: CellMasks, rng: np.
     granules = np.clip(_smooth_noise((h, w), 1.1 * s, rng) - 0.6, 0, 2) / 2
     clusters = np.clip(_smooth_noise((h, w), 4 * s, rng), 0, 2) / 2
     colour = PLATELET_PALE + (PLATELET_PURPLE - PLATELET_PALE) * np.clip(granules + 0.6 * clusters, 0, 1)[..., None]
-    img = _blend(img, colour, ndi.gaussian_filter(body, 1.0 * s) * 0.95)
+    img = _blend(img, colour, gaussian(body, 1.0 * s) * 0.95)
     if rng.random() < 0.5:
         n = int(rng.integers(1, 4))
         centres = [(h / 2 + rng.normal(0, radius / 5), w / 2 + rng.normal(0, radius / 5)) for _ in range(n)]
         lobes = _discs((h, w), centres, rng.uniform(0.22, 0.35, n) * radius)
         shade = MEGA_NUCLEUS * (1 + 0.08 * _smooth_noise((h, w), 1.3 * s, rng))[..., None]
-        img = _blend(img, shade, ndi.gaussian_filter(lobes, 0.8 * s))
+        img = _blend(img, shade, gaussian(lobes, 0.8 * s))
     return _finish(img)
 
 
@@ -126,7 +127,7 @@ def smudge_cell(donor: np.ndarray, masks: CellMasks, rng: np.random.Generator) -
     along = (xx - w / 2) * np.cos(theta) + (yy - h / 2) * np.sin(theta)
     streaks = np.sin(along / (2.5 * s) + _smooth_noise((h, w), 6 * s, rng) * 2) * 0.5 + 0.5
     density = 0.55 + 0.35 * streaks * np.clip(_smooth_noise((h, w), 3 * s, rng) * 0.5 + 0.7, 0, 1)
-    alpha = ndi.gaussian_filter(blob, 2.0 * s) * density
+    alpha = gaussian(blob, 2.0 * s) * density
     return _finish(_blend(img, SMUDGE_PURPLE * (1 + 0.05 * _smooth_noise((h, w), 1.2 * s, rng))[..., None], alpha))
 
 

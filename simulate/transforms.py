@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage as ndi
 
+from simulate.filters import gaussian
 from simulate.segment import CellMasks
 
 # MGG colours (RGB) of the structures painted here.
@@ -30,15 +31,15 @@ def _scale(rgb: np.ndarray) -> float:
 
 def _smooth_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Zero-mean, unit-variance Gaussian random field smoothed at ``sigma`` px."""
-    field = ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
+    field = gaussian(rng.standard_normal(shape).astype(np.float32), sigma)
     return field / (field.std() + 1e-6)
 
 
 def _masked_blur(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
     """Blur ``img`` (H, W, C) using only pixels under ``mask`` (normalised convolution)."""
     m = mask.astype(np.float32)
-    num = ndi.gaussian_filter(img * m[..., None], (sigma, sigma, 0))
-    den = ndi.gaussian_filter(m, sigma)[..., None]
+    num = gaussian(img * m[..., None], sigma)
+    den = gaussian(m, sigma)[..., None]
     # far (> 3 sigma) from any masked pixel the ratio is 0/0: fall back to the masked mean colour
     mean = img[mask].mean(0) if mask.any() else img.reshape(-1, img.shape[-1]).mean(0)
     eps = 1e-2
@@ -121,7 +122,7 @@ def decreased_granules(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np
     colour = _blend(smooth, target, np.full(cyto.shape, DG_FADE[severity], np.float32))
     new = colour + detail * keep[..., None]
     # feather only at the cell border, so the nucleus stays pixel-identical
-    alpha = ndi.gaussian_filter(cyto.astype(np.float32), 0.7 * s) * cyto
+    alpha = gaussian(cyto.astype(np.float32), 0.7 * s) * cyto
     out = img * (1 - alpha[..., None]) + new * alpha[..., None]
     out[masks.nucleus] = img[masks.nucleus]
     return _finish(out)
@@ -134,7 +135,7 @@ def toxic_granulation(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.
     n = int(area.sum() / (s * s) * (0.012, 0.025, 0.04)[severity - 1])
     centres = _points_in(area, n, rng)
     radii = rng.uniform(0.9, 1.7, len(centres)) * s
-    alpha = ndi.gaussian_filter(_discs(area.shape, centres, radii), 0.5 * s) * 0.75 * area
+    alpha = gaussian(_discs(area.shape, centres, radii), 0.5 * s) * 0.75 * area
     return _finish(_blend(rgb.astype(np.float32), TOXIC_GRANULE, alpha))
 
 
@@ -152,7 +153,7 @@ def dohle_bodies(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.rando
         u = (xx - px) * np.cos(theta) + (yy - py) * np.sin(theta)
         v = -(xx - px) * np.sin(theta) + (yy - py) * np.cos(theta)
         alpha = np.maximum(alpha, np.clip(1.5 - np.hypot(u / a, v / b) * 1.5, 0, 1))
-    alpha = ndi.gaussian_filter(alpha, 0.8 * s) * (0.45 + 0.1 * severity) * masks.cytoplasm
+    alpha = gaussian(alpha, 0.8 * s) * (0.45 + 0.1 * severity) * masks.cytoplasm
     return _finish(_blend(img, DOHLE_BLUE, alpha))
 
 
@@ -187,7 +188,7 @@ def _erase_nucleus(img: np.ndarray, masks: CellMasks, rng: np.random.Generator) 
         # borrow texture from random cytoplasm pixels, smoothed so it reads as granules, not salt
         borrowed = np.zeros_like(img)
         borrowed[ty, tx] = detail[ys[pick], xs[pick]]
-        borrowed = ndi.gaussian_filter(borrowed, (0.7 * s, 0.7 * s, 0))
+        borrowed = gaussian(borrowed, 0.7 * s)
         out[grown] = colour[grown] + borrowed[grown] * 1.5
     return out
 
@@ -205,7 +206,7 @@ def _paint_nucleus(img: np.ndarray, shape_alpha: np.ndarray, colour: np.ndarray,
     if clumped:
         chromatin = chromatin + clumped * np.where(_smooth_noise(shape_alpha.shape, 3.0 * s, rng) > 0.6, -2.5, 0.6)
     shade = colour[None, None, :] * (1 + 0.012 * texture * chromatin[..., None])
-    alpha = ndi.gaussian_filter(np.clip(shape_alpha, 0, 1), 0.8 * s)
+    alpha = gaussian(np.clip(shape_alpha, 0, 1), 0.8 * s)
     return _blend(img, shade, alpha)
 
 
@@ -291,7 +292,7 @@ def chromatin_clumping(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np
     dark = np.clip((blocks - 0.2) * 1.5, 0, 1)
     pale = np.clip((-blocks - 0.4) * 1.5, 0, 1)
     strength = (0.25, 0.38, 0.5)[severity - 1]
-    alpha_n = ndi.gaussian_filter(nuc.astype(np.float32), 0.6 * s) * nuc
+    alpha_n = gaussian(nuc.astype(np.float32), 0.6 * s) * nuc
     shaded = img * (1 - strength * dark[..., None]) + (np.array([205, 175, 215], np.float32) - img) * (strength * 0.8 * pale[..., None])
     out = img * (1 - alpha_n[..., None]) + shaded * alpha_n[..., None]
     out[~nuc] = img[~nuc]
@@ -312,7 +313,7 @@ def giant_platelet(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.ran
         return rgb.copy()
     cy, cx = ndi.center_of_mass(plt_mask)
     factor = GIANT_PLATELET_SCALE[severity - 1] * rng.uniform(0.92, 1.08)
-    alpha = ndi.gaussian_filter(ndi.binary_dilation(plt_mask, iterations=int(1 * s) + 1).astype(np.float32), 0.8 * s)
+    alpha = gaussian(ndi.binary_dilation(plt_mask, iterations=int(1 * s) + 1).astype(np.float32), 0.8 * s)
     zoom = lambda a: ndi.affine_transform(a, np.eye(2) / factor, offset=(cy - cy / factor, cx - cx / factor), order=1)
     big = np.stack([zoom(img[..., c]) for c in range(3)], -1)
     big_alpha = np.clip(zoom(alpha), 0, 1)

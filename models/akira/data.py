@@ -115,7 +115,7 @@ def oversample_dg(indices: np.ndarray, dg: np.ndarray) -> np.ndarray:
         members = indices[grades == g]
         if len(members) == 0:
             raise InvalidInput(f"this training fold has no image of DG grade {g}; oversampling cannot balance it "
-                               "(add DG{g} images or use fewer folds)")
+                               f"(add DG{g} images or use fewer folds)")
         extra = n0 // len(members) - 1
         if extra > 0:
             out.append(np.repeat(members, extra))

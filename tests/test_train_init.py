@@ -1,0 +1,48 @@
+"""Starting a stage-1 training run from existing weights (``--init-weights``)."""
+import keras
+import numpy as np
+import pytest
+
+from models.artifact import save_cellnet
+from models.cellnet import CellNetConfig, build_cellnet
+from models.errors import InvalidInput
+from models.train import load_initial_weights
+
+TINY = CellNetConfig(input_px=32, width=4, middle_width=16, middle_blocks=1, exit_width=32)
+
+
+def _pair(config=TINY):
+    net = build_cellnet(config)
+    trainer = keras.Model(net.input, {"cell_type": net.output["cell_type_logits"],
+                                      "features_logits": net.output["features_logits"],
+                                      "attributes": net.output["attributes"]})
+    return net, trainer
+
+
+def _same(a, b, layer):
+    return all(np.array_equal(x, y) for x, y in zip(a.get_layer(layer).get_weights(), b.get_layer(layer).get_weights()))
+
+
+def test_from_training_checkpoint_and_from_saved_model(tmp_path):
+    source, source_trainer = _pair()
+    source_trainer.save_weights(str(tmp_path / "best.weights.h5"))
+    net, trainer = _pair()
+    assert not _same(net, source, "cell_type_logits")
+    load_initial_weights(net, trainer, tmp_path / "best.weights.h5")
+    assert _same(net, source, "cell_type_logits") and _same(net, source, "block4_sepconv1")
+
+    path = save_cellnet(source, TINY, tmp_path / "model", calibration={"type_temperature": 1.0,
+                        "feature_temperature": 1.0, "unid_threshold": 0.0}, trained_features=[], training={})
+    net2, trainer2 = _pair()
+    load_initial_weights(net2, trainer2, path)
+    assert _same(net2, source, "features_logits") and _same(net2, source, "block0_conv1")
+
+
+def test_missing_or_mismatched_weights_are_clear_errors(tmp_path):
+    net, trainer = _pair()
+    with pytest.raises(InvalidInput, match="no such weights file"):
+        load_initial_weights(net, trainer, tmp_path / "absent.weights.h5")
+    _, wider_trainer = _pair(CellNetConfig(input_px=32, width=8, middle_width=16, middle_blocks=1, exit_width=32))
+    wider_trainer.save_weights(str(tmp_path / "wider.weights.h5"))
+    with pytest.raises(InvalidInput, match="do not fit"):
+        load_initial_weights(net, trainer, tmp_path / "wider.weights.h5")
