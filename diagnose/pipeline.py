@@ -13,13 +13,13 @@ from typing import Sequence
 import numpy as np
 
 from diagnose.model import MdsDiagnoser
-from diagnose.who import who_view
+from diagnose.who import dysplastic_cells, who_view
 from featurize.smear import featurize_smear, usable_cells
 from models.errors import InvalidInput
 from models.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
-DYSPLASTIC_CELL_PROBABILITY = 0.5  # a cell is flagged in the gallery when a WHO dysplasia feature reaches this
+SHOWN_FEATURE_PROBABILITY = 0.5  # a feature without a validated threshold is shown in the gallery from this
 
 
 @dataclass
@@ -69,8 +69,8 @@ class SmearDiagnosisPipeline:
         self.predictor = CellPredictor(cell_model_dir, batch_size=batch_size, threads=threads,
                                        limits=limits or ImageLimits())
         self.diagnoser = MdsDiagnoser.load(diagnoser_dir)
-        self.diagnoser.explainer()
         self.model_versions = {"cellnet": self.predictor.version, "diagnoser": self.diagnoser.metadata_["version"]}
+        self.feature_thresholds = self.predictor.metadata["calibration"].get("feature_thresholds", {})
 
     def diagnose_images(self, sources: Sequence, names: Sequence[str], smear_id: str,
                         skip_invalid: bool = False) -> SmearResult:
@@ -87,24 +87,38 @@ class SmearDiagnosisPipeline:
         result.warnings += [f"skipped: {msg}" for _, msg in preds.failed]
         return result
 
+    def _gallery(self, preds, names: Sequence[str]) -> list[CellCall]:
+        """Per cell: its call, and the features it shows. A feature is shown at its validated
+        threshold (``models.calibrate``) or, without one, at probability 0.5; a cell is dysplastic
+        when a validated WHO dysplasia feature of its type is shown (the WHO view's rule)."""
+        tax = load_taxonomy()
+        probs = np.nan_to_num(preds.feature_probs, nan=-1.0)
+        cut = np.array([self.feature_thresholds.get(f.id, {}).get("threshold", SHOWN_FEATURE_PROBABILITY)
+                        for f in tax.features])
+        applies = np.array([[t in f.cell_types for f in tax.features] for t in tax.type_abbrs])  # (17, 97)
+        type_row = {t: k for k, t in enumerate(tax.type_abbrs)}
+        dysplastic = dysplastic_cells(preds.cell_type, preds.feature_probs, self.feature_thresholds)
+        any_dysplastic = np.any(np.stack(list(dysplastic.values())), axis=0) if dysplastic else np.zeros(len(names), bool)
+        ids, feature_names = tax.feature_ids, [f.name for f in tax.features]
+        cells = []
+        for i, name in enumerate(names):
+            call = str(preds.cell_type[i])
+            shown = np.flatnonzero((probs[i] >= cut) & applies[type_row[call]]) if call in type_row else []
+            cells.append(CellCall(name=str(name), cell_type=call, confidence=round(float(preds.confidence[i]), 4),
+                                  features=[{"id": ids[j], "name": feature_names[j], "p": round(float(probs[i, j]), 3)}
+                                            for j in shown],
+                                  dysplastic=bool(any_dysplastic[i])))
+        return cells
+
     def diagnose_predictions(self, preds, names: Sequence[str], smear_id: str) -> SmearResult:
         import pandas as pd
-        tax = load_taxonomy()
         feats = featurize_smear(preds.type_probs, preds.feature_probs, usable=usable_cells(preds.cell_type))
         row = pd.DataFrame([feats.values.values], columns=list(feats.values.index))
         p_mds = float(self.diagnoser.predict_proba(row)[0, 1])
         shap_values, base = self.diagnoser.explain(row)
         shap_row = shap_values[0]
         call_counts = pd.Series(preds.cell_type).value_counts()
-        dysplasia_idx = [j for j, f in enumerate(tax.features) if f.dysplasia]
-        cells = []
-        for i, name in enumerate(names):
-            shown = [{"id": tax.features[j].id, "name": tax.features[j].name, "p": round(float(p), 3)}
-                     for j, p in enumerate(preds.feature_probs[i]) if not np.isnan(p) and p >= DYSPLASTIC_CELL_PROBABILITY
-                     and preds.cell_type[i] in tax.features[j].cell_types]
-            dysplastic = any(f["id"] in {tax.features[j].id for j in dysplasia_idx} for f in shown)
-            cells.append(CellCall(name=str(name), cell_type=str(preds.cell_type[i]),
-                                  confidence=round(float(preds.confidence[i]), 4), features=shown, dysplastic=dysplastic))
+        cells = self._gallery(preds, names)
         warnings = list(feats.warnings)
         return SmearResult(
             smear_id=smear_id, p_mds=round(p_mds, 4), call="MDS" if p_mds >= self.diagnoser.threshold_ else "AA",
@@ -114,5 +128,5 @@ class SmearDiagnosisPipeline:
             parameters={k: (None if np.isnan(v) else round(float(v), 5)) for k, v in feats.values.items()},
             shap={k: round(float(v), 5) for k, v in zip(self.diagnoser.feature_names_, shap_row)},
             shap_base=round(base, 5), top_features=self.diagnoser.top_features(shap_row, 5),
-            who=who_view(preds.type_probs, preds.feature_probs), warnings=warnings,
+            who=who_view(preds.type_probs, preds.feature_probs, self.feature_thresholds), warnings=warnings,
             model_versions=dict(self.model_versions), cells=cells)

@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DiagnosisTrainConfig:
-    train_smears: int = 300
-    test_smears: int = 200
+    train_smears: int = 600
+    test_smears: int = 300
     difficulty: str = "standard"
     train_seed: int = 101
     test_seed: int = 202

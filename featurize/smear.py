@@ -20,6 +20,7 @@ artifact) gets a warning in its result.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -35,10 +36,25 @@ def usable_cells(cell_calls: np.ndarray) -> np.ndarray:
     return (calls != "UNID") & ~np.isin(calls, NOT_USABLE_TYPES)
 
 
+@lru_cache(maxsize=1)
+def feature_type_matrix() -> np.ndarray:
+    """(17, 97) float: 1 where the feature (column) applies to the cell type (row)."""
+    tax = load_taxonomy()
+    out = np.zeros((len(tax.cell_types), len(tax.features)))
+    for j, f in enumerate(tax.features):
+        out[[tax.type_index(t) for t in f.cell_types], j] = 1.0
+    return out
+
+
+@lru_cache(maxsize=1)
+def _parameter_ids() -> tuple[str, ...]:
+    tax = load_taxonomy()
+    return tuple([f"type_{a}" for a in tax.type_abbrs] + [f"feat_{f}" for f in tax.feature_ids])
+
+
 def parameter_ids() -> list[str]:
     """Machine column names, in order: 17 ``type_<ABBR>`` then 97 ``feat_<id>``."""
-    tax = load_taxonomy()
-    return [f"type_{a}" for a in tax.type_abbrs] + [f"feat_{f}" for f in tax.feature_ids]
+    return list(_parameter_ids())
 
 
 def parameter_names() -> dict[str, str]:
@@ -74,13 +90,13 @@ def featurize_smear(type_probs: np.ndarray, feature_probs: np.ndarray, usable: n
     expected = type_probs.sum(0) if n else np.zeros(len(tax.cell_types))
     proportions = expected / n if n else np.full(len(tax.cell_types), np.nan)
     rates = np.full(len(tax.features), np.nan)
-    for j, f in enumerate(tax.features):
-        cols = [tax.type_index(t) for t in f.cell_types]
-        weight = type_probs[:, cols].sum(1) if n else np.zeros(0)
-        denominator = weight.sum()
-        p = feature_probs[:, j] if n else np.zeros(0)
-        if denominator >= min_expected_cells and not np.isnan(p).all():
-            rates[j] = float((weight * p).sum() / denominator)
+    if n:
+        weight = type_probs @ feature_type_matrix()           # (n, 97): P_i(T_f)
+        denominator = weight.sum(0)
+        known = ~np.isnan(feature_probs).all(0)
+        numerator = (weight * np.nan_to_num(feature_probs)).sum(0)
+        ok = (denominator >= min_expected_cells) & known
+        rates[ok] = numerator[ok] / denominator[ok]
     warnings = []
     n_usable = int(np.asarray(usable).sum())
     if n_usable < min_usable_cells:

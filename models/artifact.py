@@ -14,10 +14,13 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from models.errors import ModelLoadError
+from models.runtime import export_onnx
 from models.taxonomy import load_taxonomy
 
 FORMAT = "mdsdx-cellnet/1"
 DEFAULT_DIR = Path(__file__).resolve().parent / "cellnet"
+ONNX_FILE = "cellnet.onnx"
+ONNX_OUTPUTS = ("cell_type_logits", "features_logits", "embedding", "attributes")
 
 
 def library_versions(*names: str) -> dict[str, str]:
@@ -36,6 +39,7 @@ def save_cellnet(net, net_config, out: Path, calibration: dict, trained_features
     Path(out).mkdir(parents=True, exist_ok=True)
     path = Path(out) / "cellnet.keras"
     net.save(path)
+    onnx_path = export_onnx(net, Path(out) / ONNX_FILE, net_config.input_px, outputs=ONNX_OUTPUTS)
     meta = {
         "format": FORMAT,
         "version": version or datetime.now(timezone.utc).strftime("cellnet-%Y%m%d-%H%M"),
@@ -48,6 +52,7 @@ def save_cellnet(net, net_config, out: Path, calibration: dict, trained_features
         "trained_features": trained_features,
         "calibration": calibration,
         "training": training,
+        "runtime": onnx_record(onnx_path),
     }
     (Path(out) / "metadata.json").write_text(json.dumps(meta, indent=2))
     return path
@@ -82,3 +87,51 @@ def load_cellnet(model_dir: Path | None = None):
     except Exception as exc:  # keras raises many types for a bad file
         raise ModelLoadError(f"{model_dir / 'cellnet.keras'}: cannot be read by keras ({exc})") from exc
     return net, meta
+
+
+def sha256_of(path: Path) -> str:
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def onnx_record(onnx_path: Path) -> dict:
+    """The ``runtime`` entry of a model's metadata: its ONNX file, opset and checksum."""
+    from models.runtime import OPSET
+    return {"onnx": Path(onnx_path).name, "opset": OPSET, "onnx_sha256": sha256_of(onnx_path),
+            "libraries": library_versions("tf2onnx", "onnx", "onnxruntime")}
+
+
+def checked_onnx_path(model_dir: Path, meta: dict) -> Path | None:
+    """The model folder's ONNX file when its metadata names it and the checksum matches, else None
+    (the Keras file is then used). A file that is present but altered is an error."""
+    record = meta.get("runtime") or {}
+    if not record.get("onnx"):
+        return None
+    path = Path(model_dir) / record["onnx"]
+    if not path.is_file():
+        return None
+    if sha256_of(path) != record.get("onnx_sha256"):
+        raise ModelLoadError(f"{path}: checksum differs from metadata.json; re-export it with `mdsdx train onnx {model_dir}`")
+    return path
+
+
+def add_onnx(model_dir: Path) -> Path:
+    """Export the ONNX file of an existing stage-1 or AKIRA model folder and record it in its metadata."""
+    model_dir = Path(model_dir)
+    meta_path = model_dir / "metadata.json"
+    if (model_dir / "cellnet.keras").is_file():
+        net, meta = load_cellnet(model_dir)
+        path = export_onnx(net, model_dir / ONNX_FILE, int(meta["input"]["shape"][0]), outputs=ONNX_OUTPUTS)
+    elif (model_dir / "akira.keras").is_file():
+        from models.akira.infer import ONNX_FILE as AKIRA_ONNX, load_akira
+        model, meta = load_akira(model_dir, runtime="keras")
+        path = export_onnx(model, model_dir / AKIRA_ONNX, int(meta["config"]["input_px"]))
+    else:
+        raise ModelLoadError(f"{model_dir}: no cellnet.keras or akira.keras to export")
+    meta["runtime"] = onnx_record(path)
+    meta_path.write_text(json.dumps(meta, indent=2))
+    return path

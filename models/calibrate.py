@@ -5,6 +5,13 @@
 - ``unid_threshold``: the lowest calibrated top-1 confidence at which the validation cells kept
   are at least ``target_accuracy`` correct, capped so that at most ``max_unid_rate`` of them are
   routed to UNID (as CellaVision routes doubtful cells to "Unidentified").
+- ``feature_thresholds``: per feature with at least ``MIN_LABELLED`` positive and negative
+  validation cells, the lowest calibrated probability at which at least ``FEATURE_SPECIFICITY`` of
+  the negative cells stay below it, with the validation AUC, sensitivity and specificity there. A
+  feature is ``validated`` when its AUC reaches ``MIN_FEATURE_AUC`` and its sensitivity at the
+  threshold ``MIN_FEATURE_SENSITIVITY``; only validated features count a cell as dysplastic in the
+  WHO view (``diagnose.who``), because a weak detector's false positives, summed over a lineage's
+  cells, would read as dysplasia in a normal smear.
 """
 from __future__ import annotations
 
@@ -15,6 +22,10 @@ from scipy.special import log_softmax, softmax
 
 TARGET_ACCURACY = 0.99
 MAX_UNID_RATE = 0.05
+FEATURE_SPECIFICITY = 0.99
+MIN_FEATURE_AUC = 0.90
+MIN_FEATURE_SENSITIVITY = 0.50
+MIN_LABELLED = 20
 
 
 def fit_type_temperature(logits: np.ndarray, allowed: np.ndarray) -> float:
@@ -48,6 +59,28 @@ def choose_unid_threshold(confidence: np.ndarray, correct: np.ndarray, target_ac
     return float(conf[min(cap, len(conf) - 1)])
 
 
+def choose_feature_thresholds(probs: np.ndarray, targets: np.ndarray, feature_ids: list[str]) -> dict:
+    """Per-feature decision thresholds from calibrated probabilities (n, 97) and targets (n, 97;
+    1 present, 0 absent, -1 unknown). See the module docstring for the rule."""
+    from sklearn.metrics import roc_auc_score
+    out = {}
+    for j, fid in enumerate(feature_ids):
+        known = targets[:, j] >= 0
+        y, p = targets[known, j] > 0, probs[known, j]
+        n_pos, n_neg = int(y.sum()), int((~y).sum())
+        if n_pos < MIN_LABELLED or n_neg < MIN_LABELLED:
+            continue
+        negatives = np.sort(p[~y])
+        k = int(np.ceil(FEATURE_SPECIFICITY * n_neg)) - 1
+        threshold = float(np.nextafter(negatives[k], 1.0))
+        auc = float(roc_auc_score(y, p))
+        sensitivity, specificity = float((p[y] >= threshold).mean()), float((p[~y] < threshold).mean())
+        out[fid] = {"threshold": threshold, "auc": round(auc, 4), "sensitivity": round(sensitivity, 4),
+                    "specificity": round(specificity, 4), "n_positive": n_pos, "n_negative": n_neg,
+                    "validated": bool(auc >= MIN_FEATURE_AUC and sensitivity >= MIN_FEATURE_SENSITIVITY)}
+    return out
+
+
 def calibrate(net, images: np.ndarray, frame: pd.DataFrame, batch_size: int = 128) -> dict:
     """Fit both temperatures and the UNID threshold on the validation images (n, px, px, 3)."""
     type_logits, feat_logits = [], []
@@ -63,7 +96,13 @@ def calibrate(net, images: np.ndarray, frame: pd.DataFrame, batch_size: int = 12
     single = allowed.sum(1) == 1
     probs = softmax(type_logits[single] / t_type, axis=1)
     correct = allowed[single][np.arange(single.sum()), probs.argmax(1)] > 0
+    from models.taxonomy import load_taxonomy
+    feature_probs = 1.0 / (1.0 + np.exp(-feat_logits / t_feat))
     return {"type_temperature": t_type, "feature_temperature": t_feat,
             "unid_threshold": choose_unid_threshold(probs.max(1), correct),
             "unid_rule": f"lowest confidence keeping >= {TARGET_ACCURACY:.0%} accuracy on validation, "
-                         f"at most {MAX_UNID_RATE:.0%} UNID", "n_validation": int(len(images))}
+                         f"at most {MAX_UNID_RATE:.0%} UNID",
+            "feature_thresholds": choose_feature_thresholds(feature_probs, feats, load_taxonomy().feature_ids),
+            "feature_threshold_rule": f">= {FEATURE_SPECIFICITY:.0%} of negative validation cells below it; "
+                                      f"validated when AUC >= {MIN_FEATURE_AUC} and sensitivity >= {MIN_FEATURE_SENSITIVITY}",
+            "n_validation": int(len(images))}

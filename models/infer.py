@@ -1,7 +1,9 @@
 """Stage-1 inference: per cell, calibrated type probabilities, feature probabilities and the embedding.
 
 The service and the CLI both call :class:`CellPredictor`; neither re-implements it. Decoding and
-resizing run in a thread pool (Pillow releases the GIL) one batch ahead of the network.
+resizing run in a thread pool (Pillow releases the GIL) one batch ahead of the network. The network
+runs in ONNX Runtime when the model folder has its checked ``cellnet.onnx`` (see
+:mod:`models.runtime`), otherwise in Keras.
 """
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy.special import expit, softmax
 
-from models.artifact import load_cellnet
-from models.errors import InvalidImage
+from models.artifact import DEFAULT_DIR, checked_onnx_path, load_cellnet, read_metadata
+from models.errors import InvalidImage, ModelLoadError
 from models.preprocess import ImageLimits, load_cell_image
+from models.runtime import OnnxModel, runtime_choice
 from models.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -52,8 +55,21 @@ class CellPredictor:
     """The loaded stage-1 model with its calibration. ``model_dir`` defaults to the shipped model."""
 
     def __init__(self, model_dir: Path | str | None = None, batch_size: int = 64, threads: int = 2,
-                 limits: ImageLimits = ImageLimits()):
-        self.net, self.metadata = load_cellnet(Path(model_dir) if model_dir else None)
+                 limits: ImageLimits = ImageLimits(), runtime: str | None = None):
+        model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
+        self.metadata = read_metadata(model_dir)
+        onnx_path = checked_onnx_path(model_dir, self.metadata)
+        choice = runtime_choice(runtime)
+        if choice == "onnx" and onnx_path is None:
+            raise ModelLoadError(f"{model_dir}: no ONNX file recorded in metadata.json; "
+                                 f"export one with `mdsdx train onnx {model_dir}`")
+        if onnx_path is not None and choice != "keras":
+            self.runtime, self.net = "onnx", None
+            self._forward = self._onnx_forward(OnnxModel(onnx_path, threads))
+        else:
+            self.runtime = "keras"
+            self.net, _ = load_cellnet(model_dir)
+            self._forward = self._make_forward()
         self.input_px = int(self.metadata["input"]["shape"][0])
         self.batch_size = batch_size
         self.threads = threads
@@ -66,11 +82,17 @@ class CellPredictor:
         self.type_abbrs = np.array(tax.type_abbrs)
         trained = set(self.metadata.get("trained_features", []))
         self.untrained = np.array([f not in trained for f in tax.feature_ids])
-        self._forward = self._make_forward()
 
     @property
     def version(self) -> str:
         return self.metadata["version"]
+
+    @staticmethod
+    def _onnx_forward(model: OnnxModel):
+        def forward(x):
+            out = model(x)
+            return out["cell_type_logits"], out["features_logits"], out["embedding"], out["attributes"]
+        return forward
 
     def _make_forward(self):
         import tensorflow as tf
@@ -137,7 +159,7 @@ class CellPredictor:
     def _finish(self, parts: Iterable, failed: list | None = None) -> CellPredictions:
         parts = list(parts)
         if not parts:
-            d = int(self.net.output["embedding"].shape[-1])
+            d = int(self.metadata["architecture"]["exit_width"])
             return CellPredictions(np.zeros((0, 17)), np.zeros((0, 97)), np.zeros((0, d)), np.array([], dtype=object),
                                    np.zeros(0), np.zeros((0, 31)), failed or [])
         type_logits = np.concatenate([np.asarray(p[0]) for p in parts])

@@ -274,3 +274,21 @@ def train_cells(out: Path, config: TrainConfig) -> Path:
     calibration = calibrate(net, images[val_idx], frame.iloc[val_idx])
     return save_cellnet(net, net_config, out, calibration=calibration, trained_features=trained_features,
                         training={"config": asdict(config), "n_train": int(len(train_idx)), "n_val": int(len(val_idx))})
+
+
+def recalibrate_saved(model_dir: Path, config: TrainConfig) -> dict:
+    """Refit the calibration of a saved stage-1 model on the validation split its training used
+    (``config.simulated_dir`` must be that run's simulated cells) and rewrite its metadata."""
+    from models.artifact import load_cellnet
+    from models.calibrate import calibrate
+    from models.errors import InvalidInput
+    if not config.simulated_dir or not (Path(config.simulated_dir) / "cells.csv").is_file():
+        raise InvalidInput("--simulated-dir: give the simulated cells the model was trained with (cells.csv inside)")
+    model_dir = Path(model_dir)
+    net, meta = load_cellnet(model_dir)
+    frame = assemble(config, Path(config.simulated_dir))
+    val = frame[frame["split"] == "val"].reset_index(drop=True)
+    images = _decode_all(val["path"].tolist(), int(meta["input"]["shape"][0]), config.threads)
+    meta["calibration"] = calibrate(net, images, val)
+    (model_dir / "metadata.json").write_text(json.dumps(meta, indent=2))
+    return meta["calibration"]

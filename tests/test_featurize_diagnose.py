@@ -69,13 +69,28 @@ def test_who_view_flags_lineage_and_blast_band():
     fp = np.zeros((100, 97))
     fp[:8, TAX.feature_index("neu_degranulation")] = 0.9
     fp[:, TAX.feature_index("ly_cleaved_nucleus")] = np.nan
-    view = who_view(_onehot(types), fp)
+    fp[8:20, TAX.feature_index("neu_pseudo_pelger")] = 0.4  # below its threshold: not counted
+    thresholds = {"neu_degranulation": {"threshold": 0.6, "validated": True},
+                  "neu_pseudo_pelger": {"threshold": 0.7, "validated": True}}
+    view = who_view(_onehot(types), fp, thresholds)
     gran = view["lineages"]["granulocytic"]
-    assert gran["expected_cells"] == 40 and gran["dysplastic_percent"] == pytest.approx(18.0)
+    assert gran["expected_cells"] == 40 and gran["dysplastic_percent"] == pytest.approx(20.0)
     assert gran["flag"] and gran["drivers"][0]["feature"] == "neutrophil: degranulation"
+    assert set(gran["features_assessed"]) == {"neutrophil: degranulation", "neutrophil: pseudo-Pelger-Huët (hyposegmentation)"}
     assert view["lineages"]["erythroid"]["assessable"] is False
     assert view["blasts"]["percent"] == pytest.approx(100 * 4 / 94, abs=0.1)
     assert view["blasts"]["band"] == "2-4 %"
+
+
+def test_who_view_ignores_unvalidated_detectors():
+    types = ["SNE"] * 40
+    fp = np.full((40, 97), 0.3)  # many weak feature probabilities: 1 - prod(1 - p) would read ~100 %
+    weak = {"neu_degranulation": {"threshold": 0.2, "validated": False}}
+    gran = who_view(_onehot(types), fp, weak)["lineages"]["granulocytic"]
+    assert gran["dysplastic_percent"] is None and not gran["flag"] and not gran["assessable"]
+    assert "neutrophil: degranulation" in gran["features_not_assessed"]
+    none_given = who_view(_onehot(types), fp)["lineages"]["granulocytic"]
+    assert none_given["assessable"] is False and none_given["features_assessed"] == []
 
 
 def _cohort(n=80, seed=0):
@@ -99,6 +114,9 @@ def test_diagnoser_learns_calibrates_and_explains_additively(tmp_path):
     shap_values, base = model.explain(X)
     assert shap_values.shape == (len(X), 114)
     np.testing.assert_allclose(shap_values.sum(1) + base, model.margin(X), atol=1e-4)
+    explainer = model.tree_explainer()  # the shap library's TreeExplainer gives the same values
+    np.testing.assert_allclose(shap_values, np.asarray(explainer.shap_values(X)), atol=1e-4)
+    assert base == pytest.approx(float(np.asarray(explainer.expected_value).reshape(-1)[0]), abs=1e-4)
     top = model.top_features(shap_values[0])
     assert top[0]["name"] in ("neutrophil: degranulation", "large platelet: giant platelet")
     model.save(tmp_path / "m")

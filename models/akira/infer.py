@@ -20,10 +20,12 @@ from models.akira.labels import load_labels
 from models.akira.metrics import grades_from_scores
 from models.errors import ModelLoadError
 from models.preprocess import ImageLimits, load_cell_image
+from models.runtime import OnnxModel, runtime_choice
 
 FORMAT = "mdsdx-akira/1"
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "akira_compact"
 N_VIEWS = 16
+ONNX_FILE = "akira.onnx"
 
 
 @dataclass
@@ -48,10 +50,10 @@ def gate(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return category, dg
 
 
-def load_akira(model_dir: Path | None = None):
-    import keras
-
-    import models.akira.net  # noqa: F401  (registers the custom layers)
+def load_akira(model_dir: Path | None = None, runtime: str | None = None):
+    """``(model, metadata)``: the model is an :class:`~models.runtime.OnnxModel` when the folder has
+    its checked ``akira.onnx`` (and ``runtime`` is not ``keras``), otherwise the Keras model."""
+    from models.artifact import checked_onnx_path
     model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
     meta_path = model_dir / "metadata.json"
     if not (model_dir / "akira.keras").is_file() or not meta_path.is_file():
@@ -59,11 +61,29 @@ def load_akira(model_dir: Path | None = None):
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != FORMAT or meta.get("outputs") != list(load_labels().ids):
         raise ModelLoadError(f"{meta_path}: not an AKIRA model of this version (format or output order differ)")
+    onnx_path = checked_onnx_path(model_dir, meta)
+    choice = runtime_choice(runtime)
+    if choice == "onnx" and onnx_path is None:
+        raise ModelLoadError(f"{model_dir}: no ONNX file recorded in metadata.json; export one with `mdsdx train onnx {model_dir}`")
+    if onnx_path is not None and choice != "keras":
+        return OnnxModel(onnx_path, threads=2), meta
+    import keras
+
+    import models.akira.net  # noqa: F401  (registers the custom layers)
     try:
         model = keras.models.load_model(model_dir / "akira.keras", compile=False)
     except Exception as exc:
         raise ModelLoadError(f"{model_dir / 'akira.keras'}: cannot be read by keras ({exc})") from exc
     return model, meta
+
+
+def _forward_of(model):
+    """(n, px, px, 3) float32 -> (n, 34) for an OnnxModel or a Keras model."""
+    if isinstance(model, OnnxModel):
+        return lambda x: model(x)["output"]
+    import tensorflow as tf
+    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    return lambda x: np.asarray(forward(x))
 
 
 class GranuleScorer:
@@ -76,6 +96,8 @@ class GranuleScorer:
             self.input_px = int(self.metadata["config"]["input_px"])
         else:
             self.model, self.metadata, self.input_px = model, {"version": "in-memory"}, int(input_px)
+        self._forward = _forward_of(self.model)
+        self.runtime = "onnx" if isinstance(self.model, OnnxModel) else "keras"
         self.limits = limits
         self.decode_px = int(round(self.input_px * 256 / 224))
 
@@ -88,7 +110,7 @@ class GranuleScorer:
         outputs, spread = [], []
         for rgb in crops:
             views = rotation_views(rgb, self.input_px, N_VIEWS).astype("float32")
-            out = np.asarray(self.model(views, training=False))
+            out = self._forward(views)
             outputs.append(out.max(0))
             spread.append(out.max(0) - out.min(0))
         outputs = np.array(outputs).reshape(-1, len(load_labels().ids))

@@ -200,16 +200,18 @@ def train_final(labels_dir: Path, out: Path, config: AkiraTrainConfig) -> Path:
 
 def save_akira(model, config: AkiraTrainConfig, out: Path, extra: dict | None = None, version: str | None = None) -> Path:
     """Save ``akira.keras`` and its ``metadata.json`` (format, output order, maxval, config)."""
-    from models.artifact import library_versions
-    from models.akira.infer import FORMAT
+    from models.akira.infer import FORMAT, ONNX_FILE
+    from models.artifact import library_versions, onnx_record
+    from models.runtime import export_onnx
     labels = load_labels()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "akira.keras")
+    onnx_path = export_onnx(model, out / ONNX_FILE, config.input_px)
     meta = {"format": FORMAT, "version": version or datetime.now(timezone.utc).strftime("akira-%Y%m%d-%H%M"),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "libraries": library_versions("tensorflow-cpu", "tensorflow", "keras", "numpy"),
             "config": asdict(config), "outputs": list(labels.ids), "maxval": labels.maxval.tolist(),
-            "categories": list(labels.categories), **(extra or {})}
+            "categories": list(labels.categories), "runtime": onnx_record(onnx_path), **(extra or {})}
     (out / "metadata.json").write_text(json.dumps(meta, indent=2))
     return out / "akira.keras"

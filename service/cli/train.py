@@ -1,4 +1,4 @@
-"""``mdsdx train cells|diagnosis``: train the shipped models with the project's own code."""
+"""``mdsdx train cells|diagnosis|recalibrate|onnx``: train the shipped models with the project's own code."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,3 +44,28 @@ def train_diagnosis(out: Path, config_file: Path | None, cell_model, data_root) 
     metrics = run(out, config)
     click.echo(f"SIMULATED test cohort: sensitivity {metrics['sensitivity']:.3f}, specificity {metrics['specificity']:.3f}, "
                f"AUC {metrics['auc']:.3f} (saved to {out})")
+
+
+@train.command("recalibrate")
+@click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--simulated-dir", type=click.Path(file_okay=False, exists=True), required=True,
+              help="The simulated cells the model was trained with (cells.csv inside).")
+@click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
+def train_recalibrate(model_dir: Path, simulated_dir, data_root) -> None:
+    """Refit a stage-1 model's temperatures, UNID threshold and feature thresholds on its validation split."""
+    setup_logging()
+    from models.train import TrainConfig, recalibrate_saved
+    calibration = recalibrate_saved(model_dir, TrainConfig(simulated_dir=simulated_dir, data_root=data_root))
+    validated = sorted(f for f, v in calibration["feature_thresholds"].items() if v["validated"])
+    click.echo(f"recalibrated {model_dir}: type T {calibration['type_temperature']:.3f}, "
+               f"UNID below {calibration['unid_threshold']:.3f}, validated features: {', '.join(validated) or 'none'}")
+
+
+@train.command("onnx")
+@click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+def train_onnx(model_dir: Path) -> None:
+    """Export MODEL_DIR's Keras model (stage-1 or AKIRA) to ONNX and record it in its metadata.json."""
+    setup_logging()
+    from models.artifact import add_onnx
+    path = add_onnx(model_dir)
+    click.echo(f"saved {path}")

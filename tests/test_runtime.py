@@ -1,0 +1,57 @@
+"""ONNX Runtime and Keras give the same predictions from a saved model folder."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import jpeg_bytes
+from models.errors import ModelLoadError
+from models.infer import CellPredictor
+
+
+def test_saved_models_carry_a_checked_onnx_file(tiny_models):
+    for folder, name in ((tiny_models["cellnet"], "cellnet.onnx"), (tiny_models["akira"], "akira.onnx")):
+        meta = json.loads((folder / "metadata.json").read_text())
+        assert meta["runtime"]["onnx"] == name and (folder / name).is_file()
+        assert len(meta["runtime"]["onnx_sha256"]) == 64
+
+
+def test_cell_predictions_agree_between_runtimes(tiny_models):
+    blobs = [jpeg_bytes(seed, px=256 if seed % 2 else 360) for seed in range(10)]
+    onnx = CellPredictor(tiny_models["cellnet"], runtime="onnx")
+    keras_ = CellPredictor(tiny_models["cellnet"], runtime="keras")
+    assert (onnx.runtime, keras_.runtime) == ("onnx", "keras")
+    a, b = onnx.predict_files(blobs), keras_.predict_files(blobs)
+    np.testing.assert_allclose(a.type_probs, b.type_probs, atol=1e-5)
+    np.testing.assert_allclose(np.nan_to_num(a.feature_probs), np.nan_to_num(b.feature_probs), atol=1e-5)
+    np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-4)
+    assert list(a.cell_type) == list(b.cell_type)
+    assert CellPredictor(tiny_models["cellnet"]).runtime == "onnx"  # auto prefers ONNX when present
+
+
+def test_granule_scores_agree_between_runtimes(tiny_models):
+    from models.akira.infer import GranuleScorer
+    blobs = [jpeg_bytes(seed, px=256) for seed in range(3)]
+    a = GranuleScorer(tiny_models["akira"]).score_files(blobs)
+    keras_scorer = GranuleScorer(tiny_models["akira"])
+    from models.akira.infer import _forward_of, load_akira
+    keras_scorer._forward = _forward_of(load_akira(tiny_models["akira"], runtime="keras")[0])
+    b = keras_scorer.score_files(blobs)
+    np.testing.assert_allclose(a.outputs, b.outputs, atol=1e-4)
+    np.testing.assert_allclose(a.dg_score, b.dg_score, atol=1e-4)
+
+
+def test_altered_or_missing_onnx_file(tiny_models, tmp_path):
+    folder = tmp_path / "cellnet"
+    shutil.copytree(tiny_models["cellnet"], folder)
+    (folder / "cellnet.onnx").write_bytes(b"tampered")
+    with pytest.raises(ModelLoadError, match="checksum"):
+        CellPredictor(folder)
+    (folder / "cellnet.onnx").unlink()
+    assert CellPredictor(folder).runtime == "keras"  # falls back to the Keras file
+    with pytest.raises(ModelLoadError, match="mdsdx train onnx"):
+        CellPredictor(folder, runtime="onnx")
+    from models.artifact import add_onnx
+    add_onnx(folder)  # what `mdsdx train onnx DIR` does
+    assert CellPredictor(folder).runtime == "onnx"
