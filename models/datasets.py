@@ -24,11 +24,11 @@ import pandas as pd
 import yaml
 
 from models.errors import DataNotFound
+from models.preprocess import IMAGE_SUFFIXES
 from models.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 SPLITS = ("train", "val", "test")
 
 

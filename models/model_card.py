@@ -117,12 +117,15 @@ def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = 
     meta = json.loads((Path(model_dir) / "metadata.json").read_text())
     m = json.loads((Path(cv_dir) / "metrics.json").read_text())
     a, b = m["dg1_3"], m["dg2_3"]
+    c = meta["config"]
     card = {
         "title": "mdsdx AKIRA decreased-granules regressor (compact config)", "version": meta["version"],
         "summary": ("The regressor of Mori et al. 2020: backbone truncated at global average pooling, dropout 0.5, "
-                    "Dense(34), sigmoid x maxval; weighted mean quartic loss (DG weight 10); Adam 1e-4 head / 1e-5 "
-                    "backbone with decoupled weight decay 1e-6; batch 10; 16-rotation max inference with category "
-                    "gating on a common 0-1 scale. The compact backbone is mdsdx's stage-1 CNN at 112 px."),
+                    "Dense(34), sigmoid x maxval; weighted mean quartic loss (DG weight 10); two Adam optimisers, "
+                    f"{c['head_lr']:g} head / {c['backbone_lr']:g} backbone (the paper: 1e-4 / 1e-5), with decoupled "
+                    f"weight decay {c['weight_decay']:g}; batch {c['batch_size']}; {c['epochs']} epochs (the paper: 120); "
+                    "16-rotation max inference with category gating on a common 0-1 scale. The compact backbone is "
+                    f"mdsdx's stage-1 CNN at {c['input_px']} px, initialised from the stage-1 model."),
         "commands": commands, "training_notes": training_notes,
         "data": (f"{meta.get('n_images', 'n/a')} images from real crops outside the stage-1 training split; DG grades "
                  "(and HS, HYPES, ACC) are SIMULATED by mdsdx's transforms on real neutrophils."),

@@ -17,6 +17,8 @@ from PIL import Image, UnidentifiedImageError
 
 from models.errors import InvalidImage
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")  # cell image files, any case
+
 ACCEPTED_FORMATS = ("JPEG", "PNG", "TIFF", "BMP")
 
 

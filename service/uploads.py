@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from werkzeug.datastructures import FileStorage
 
-from models.datasets import IMAGE_SUFFIXES
+from models.preprocess import IMAGE_SUFFIXES
 
 
 class UploadError(Exception):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from models.datasets import IMAGE_SUFFIXES
+from models.preprocess import IMAGE_SUFFIXES
 
 
 @click.command()

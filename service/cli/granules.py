@@ -33,13 +33,13 @@ def make_labels(out: Path, data_root, seed: int) -> None:
 @click.option("--labels", "labels_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
 @config_option()
-@click.option("--paper", is_flag=True, help="Paper-faithful ResNet-152 at 224 px (random init unless backbone_weights is set).")
+@click.option("--paper", is_flag=True, help="Paper-faithful ResNet-152 at 224 px and learning rates (random init unless backbone_weights is set).")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the number of epochs.")
 def train(labels_dir: Path, out: Path, config_file, paper: bool, epochs) -> None:
     """Train on the whole label table and save OUT/akira.keras with metadata.json."""
     setup_logging()
-    from models.akira.train import AkiraTrainConfig, train_final
-    overrides = dict(backbone="paper", input_px=224, init_from_cellnet=None) if paper else {}
+    from models.akira.train import PAPER_OVERRIDES, AkiraTrainConfig, train_final
+    overrides = PAPER_OVERRIDES if paper else {}
     config = load_dataclass_config(AkiraTrainConfig, config_file, epochs=epochs, **overrides)
     click.echo(f"saved {train_final(labels_dir, out, config)}")
 
@@ -48,13 +48,13 @@ def train(labels_dir: Path, out: Path, config_file, paper: bool, epochs) -> None
 @click.option("--labels", "labels_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for predictions and metrics.")
 @config_option()
-@click.option("--paper", is_flag=True, help="Paper-faithful ResNet-152 at 224 px.")
+@click.option("--paper", is_flag=True, help="Paper-faithful ResNet-152 at 224 px and learning rates.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the number of epochs.")
 def cv(labels_dir: Path, out: Path, config_file, paper: bool, epochs) -> None:
     """5-fold cross-validation (iterative multilabel stratification); prints the DG metrics as JSON."""
     setup_logging()
-    from models.akira.train import AkiraTrainConfig, cross_validate
-    overrides = dict(backbone="paper", input_px=224, init_from_cellnet=None) if paper else {}
+    from models.akira.train import PAPER_OVERRIDES, AkiraTrainConfig, cross_validate
+    overrides = PAPER_OVERRIDES if paper else {}
     config = load_dataclass_config(AkiraTrainConfig, config_file, epochs=epochs, **overrides)
     metrics = cross_validate(labels_dir, out, config)
     click.echo(json.dumps({k: metrics[k] for k in ("dg1_3", "dg2_3", "errors_two_or_more_grades")}, indent=2))
