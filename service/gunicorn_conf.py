@@ -1,9 +1,10 @@
 """gunicorn settings for mdsdx (``gunicorn --config python:service.gunicorn_conf service.wsgi:app``).
 
 - ``preload_app``: the master imports the app once (configuration, database migration) before forking.
-- Models load once per worker in ``post_worker_init``, not in the master: TensorFlow is not
-  fork-safe (its thread pools do not survive fork). One worker is the default because TensorFlow
-  already uses both cores of a small machine; threads let uploads overlap with inference.
+- Models load once per worker in ``post_worker_init``, not in the master: neither ONNX Runtime
+  sessions nor TensorFlow (with ``MDSDX_RUNTIME=keras``) survive a fork (their thread pools do
+  not). One worker is the default because inference already uses both cores of a small machine;
+  threads let uploads overlap with inference.
 - Environment: ``MDSDX_BIND`` (127.0.0.1:8000), ``MDSDX_WORKERS`` (1), ``MDSDX_THREADS`` (4),
   ``MDSDX_TIMEOUT`` seconds (300).
 """

@@ -2,8 +2,8 @@
 
 scipy's ``gaussian_filter`` and Pillow's ``GaussianBlur`` took about 3 ms per 256-px crop and a
 third of the simulator's time (measured with cProfile on a 10-smear cohort); OpenCV's separable
-SIMD filter takes 0.1-0.5 ms at the small sigmas used here. Borders are reflected like scipy's
-default (``abc|cba``).
+SIMD filter takes 0.1-0.5 ms at the small sigmas used here, with the same result (within 1e-4 on
+0-255 values, tested). Borders are reflected like scipy's default (``abc|cba``).
 """
 from __future__ import annotations
 

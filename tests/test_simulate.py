@@ -100,6 +100,17 @@ def test_giant_platelet_grows_with_grade():
     assert areas[0] < areas[1] < areas[2]
 
 
+@pytest.mark.parametrize("sigma", [0.7, 2.0, 10.0])
+def test_opencv_gaussian_matches_scipy(sigma):
+    from simulate.filters import gaussian
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (64, 80, 3)).astype(np.float32)
+    np.testing.assert_allclose(gaussian(image, sigma), ndi.gaussian_filter(image, (sigma, sigma, 0)), atol=1e-3)
+    mask = rng.random((64, 80)) > 0.5
+    np.testing.assert_allclose(gaussian(mask.astype(np.float32), sigma), ndi.gaussian_filter(mask.astype(np.float32), sigma),
+                               atol=1e-5)
+
+
 def test_labels_agree_with_taxonomy():
     tax = load_taxonomy()
     for t in TRANSFORMS.values():
