@@ -17,9 +17,9 @@ import numpy as np
 from scipy.special import expit, softmax
 
 from models.artifact import DEFAULT_DIR, checked_onnx_path, load_cellnet, read_metadata
-from models.errors import InvalidImage, ModelLoadError
+from models.errors import InvalidImage
 from models.preprocess import ImageLimits, load_cell_image
-from models.runtime import OnnxModel, runtime_choice
+from models.runtime import OnnxModel, select_runtime
 from models.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -59,15 +59,11 @@ class CellPredictor:
         model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
         self.metadata = read_metadata(model_dir)
         onnx_path = checked_onnx_path(model_dir, self.metadata)
-        choice = runtime_choice(runtime)
-        if choice == "onnx" and onnx_path is None:
-            raise ModelLoadError(f"{model_dir}: no ONNX file recorded in metadata.json; "
-                                 f"export one with `mdsdx train onnx {model_dir}`")
-        if onnx_path is not None and choice != "keras":
-            self.runtime, self.net = "onnx", None
+        self.runtime = select_runtime(model_dir, onnx_path, runtime)
+        if self.runtime == "onnx":
+            self.net = None
             self._forward = self._onnx_forward(OnnxModel(onnx_path, threads))
         else:
-            self.runtime = "keras"
             self.net, _ = load_cellnet(model_dir)
             self._forward = self._make_forward()
         self.input_px = int(self.metadata["input"]["shape"][0])

@@ -30,6 +30,16 @@ def runtime_choice(requested: str | None = None) -> str:
     return choice
 
 
+def select_runtime(model_dir: Path, onnx_path: Path | None, requested: str | None = None) -> str:
+    """``onnx`` or ``keras`` for a model folder whose checked ONNX file is ``onnx_path`` (None when
+    it has none): ``auto`` takes ONNX when there is one; ``onnx`` without one is an error."""
+    choice = runtime_choice(requested)
+    if choice == "onnx" and onnx_path is None:
+        raise ModelLoadError(f"{model_dir}: no ONNX file recorded in metadata.json; "
+                             f"export one with `mdsdx train onnx {model_dir}`")
+    return "onnx" if onnx_path is not None and choice != "keras" else "keras"
+
+
 def export_onnx(model, path: Path, input_px: int, outputs: Sequence[str] | None = None) -> Path:
     """Convert ``model`` (input (batch, input_px, input_px, 3) float32, values 0-255) to ONNX.
 

@@ -20,7 +20,7 @@ from models.akira.labels import load_labels
 from models.akira.metrics import grades_from_scores
 from models.errors import ModelLoadError
 from models.preprocess import ImageLimits, load_cell_image
-from models.runtime import OnnxModel, runtime_choice
+from models.runtime import OnnxModel, select_runtime
 
 FORMAT = "mdsdx-akira/1"
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "akira_compact"
@@ -62,10 +62,7 @@ def load_akira(model_dir: Path | None = None, runtime: str | None = None):
     if meta.get("format") != FORMAT or meta.get("outputs") != list(load_labels().ids):
         raise ModelLoadError(f"{meta_path}: not an AKIRA model of this version (format or output order differ)")
     onnx_path = checked_onnx_path(model_dir, meta)
-    choice = runtime_choice(runtime)
-    if choice == "onnx" and onnx_path is None:
-        raise ModelLoadError(f"{model_dir}: no ONNX file recorded in metadata.json; export one with `mdsdx train onnx {model_dir}`")
-    if onnx_path is not None and choice != "keras":
+    if select_runtime(model_dir, onnx_path, runtime) == "onnx":
         return OnnxModel(onnx_path, threads=2), meta
     import keras
 
