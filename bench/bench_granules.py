@@ -33,8 +33,8 @@ def main() -> None:
     blobs = test_crops(max(args.cells, args.paper_cells))
     try:
         compact = GranuleScorer(args.model)
-        print(f"compact ({compact.version}, {compact.input_px} px): {rate(compact, blobs[:args.cells]):.1f} cells/s "
-              f"with 16 rotations (target >= 20)")
+        print(f"compact ({compact.version}, {compact.input_px} px, {compact.runtime} runtime): "
+              f"{rate(compact, blobs[:args.cells]):.1f} cells/s with 16 rotations (target >= 20)")
     except Exception as exc:  # no shipped model yet: measure the untrained default architecture
         from models.akira.train import AkiraTrainConfig
         cfg = AkiraTrainConfig(init_from_cellnet=None)
@@ -42,7 +42,8 @@ def main() -> None:
         print(f"compact (untrained default architecture, {cfg.input_px} px; {exc}): "
               f"{rate(scorer, blobs[:args.cells]):.1f} cells/s with 16 rotations")
     paper = GranuleScorer(model=build_akira(AkiraConfig.paper()), input_px=224)
-    print(f"paper ResNet-152 (224 px, random init): {rate(paper, blobs[:args.paper_cells]):.2f} cells/s with 16 rotations")
+    print(f"paper ResNet-152 (224 px, random init, keras runtime): {rate(paper, blobs[:args.paper_cells]):.2f} cells/s "
+          "with 16 rotations")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,31 @@ def write_card(model_dir: Path, card: dict) -> None:
     (model_dir / "MODEL_CARD.md").write_text("\n".join(lines) + "\n")
 
 
+def _feature_threshold_table(calibration: dict) -> str:
+    rules = calibration.get("feature_thresholds") or {}
+    if not rules:
+        return "No feature thresholds in this model's calibration (`mdsdx train recalibrate` adds them)."
+    lines = [f"Thresholds on the validation split ({calibration.get('feature_threshold_rule', '')}); only validated "
+             "features count a cell as dysplastic in the WHO view. The dysplasia labels are SIMULATED; vacuole labels also "
+             "come from real WBCAtt attributes.", "",
+             "| feature | validation AUC | threshold | sensitivity | specificity | positives / negatives | validated |",
+             "|---|---|---|---|---|---|---|"]
+    for fid, r in rules.items():
+        lines.append(f"| {fid} | {r['auc']:.3f} | {r['threshold']:.3f} | {_pct(r['sensitivity'])} | {_pct(r['specificity'])} "
+                     f"| {r['n_positive']} / {r['n_negative']} | {'yes' if r['validated'] else 'no'} |")
+    return "\n".join(lines)
+
+
+def _runtime_text(meta: dict, keras_file: str) -> str:
+    record = meta.get("runtime") or {}
+    if not record.get("onnx"):
+        return f"Keras only (`{keras_file}`)."
+    libs = ", ".join(f"{k} {v}" for k, v in record.get("libraries", {}).items() if k != "python")
+    return (f"Served by ONNX Runtime from `{record['onnx']}` (opset {record['opset']}, sha256 "
+            f"`{record['onnx_sha256'][:16]}...`, {libs}), exported from `{keras_file}` by the same save; outputs "
+            "agree with Keras within 1e-5 (tests/test_runtime.py).")
+
+
 def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_notes: str = "") -> dict:
     meta = json.loads((Path(model_dir) / "metadata.json").read_text())
     m = json.loads((Path(eval_dir) / "metrics.json").read_text())
@@ -62,7 +87,9 @@ def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_
                      "Calibration": (f"Temperature scaling on the validation split: types T = "
                                      f"{meta['calibration']['type_temperature']:.3f}, features T = "
                                      f"{meta['calibration']['feature_temperature']:.3f}. UNID threshold "
-                                     f"{meta['calibration']['unid_threshold']:.3f} ({meta['calibration']['unid_rule']}).")},
+                                     f"{meta['calibration']['unid_threshold']:.3f} ({meta['calibration']['unid_rule']})."),
+                     "Feature detectors used by the WHO view": _feature_threshold_table(meta["calibration"]),
+                     "Runtime": _runtime_text(meta, "cellnet.keras")},
         "intended_use": ("Research on automated peripheral-blood morphology and MDS screening; the first stage of "
                          "mdsdx's pipeline. Not for diagnosing patients."),
         "limits": ("Trained on healthy-donor crops of one analyser model (CellaVision DM96) and one marrow set; "
@@ -84,7 +111,8 @@ def diagnoser_card(model_dir: Path, commands: list[str], training_notes: str = "
         "title": "mdsdx MDS-vs-AA diagnoser (XGBoost on 114 smear parameters)", "version": meta["version"],
         "summary": ("XGBoost (Kimura et al. 2019) on the 17 type proportions and 97 feature rates of a smear, computed "
                     "through the stage-1 CNN; Platt-calibrated probability; threshold chosen on out-of-fold "
-                    "predictions for >= 97 % specificity; SHAP by TreeExplainer. Saved in XGBoost's UBJ format."),
+                    "predictions where the one-sided 95 % Clopper-Pearson lower bound of specificity is >= 97 %; "
+                    "TreeSHAP contributions (XGBoost's, equal to shap.TreeExplainer). Saved in XGBoost's UBJ format."),
         "commands": commands, "training_notes": training_notes,
         "data": (f"SIMULATED cohorts only (mdsdx simulate, standard difficulty): a training cohort of "
                  f"{meta['training']['config']['train_smears']} smears from the CNN's validation-split crops and an "
@@ -140,8 +168,10 @@ def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = 
             "errors of two grades or more": (str(m["errors_two_or_more_grades"]), ""),
             "speed, 16 rotations, 2 cores": (speed or "see bench/bench_granules.py", ">= 20 cells/s"),
         },
-        "sections": {"Confusion matrix (rows true DG0-3, columns predicted)": "\n".join(
-            "| " + " | ".join(str(v) for v in row) + " |" for row in [["DG0", "DG1", "DG2", "DG3"]] + m["confusion"])},
+        "sections": {"Confusion matrix (5-fold CV, SIMULATED grades)": "\n".join(
+            ["| true \\ predicted | DG0 | DG1 | DG2 | DG3 |", "|---|---|---|---|---|"]
+            + [f"| DG{i} | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(m["confusion"])]),
+                     "Runtime": _runtime_text(meta, "akira.keras")},
         "intended_use": "Research on bone-marrow dysplasia assessment. Not for diagnosing patients.",
         "limits": ("DG grades are simulated, not a morphologist's; the marrow crops are Pappenheim-stained and few; "
                    "no megakaryocyte, plasma cell, histiocyte, mitotic or red-cell images were available."),
