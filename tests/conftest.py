@@ -61,9 +61,43 @@ def tiny_scorer(tiny_models):
     return GranuleScorer(tiny_models["akira"])
 
 
+def fresh_test_database() -> str | None:
+    """With ``MDSDX_TEST_POSTGRES_URL`` set (an admin URL such as
+    ``postgresql+psycopg://postgres@127.0.0.1:5433/postgres``), a new empty PostgreSQL database for
+    one test, so the service tests run against PostgreSQL; otherwise None (a SQLite file)."""
+    import os
+    import uuid
+    base = os.environ.get("MDSDX_TEST_POSTGRES_URL")
+    if not base:
+        return None
+    from sqlalchemy import create_engine, make_url, text
+    name = f"mdsdx_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return make_url(base).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(autouse=True)
+def _close_app_databases(monkeypatch):
+    """Dispose of the database connections of every app a test creates (PostgreSQL warns otherwise)."""
+    import service.app
+    created = []
+    original = service.app.create_app
+
+    def tracking(*args, **kwargs):
+        created.append(original(*args, **kwargs))
+        return created[-1]
+    monkeypatch.setattr(service.app, "create_app", tracking)
+    yield
+    for app in created:
+        app.extensions["mdsdx"]["engine"].dispose()
+
+
 def service_config(home, tiny_models, **overrides):
     from service.config import ServiceConfig
-    values = dict(home=home, cell_model_dir=str(tiny_models["cellnet"]), diagnoser_dir=str(tiny_models["diagnoser"]),
+    values = dict(home=home, database_url=fresh_test_database(), cell_model_dir=str(tiny_models["cellnet"]), diagnoser_dir=str(tiny_models["diagnoser"]),
                   akira_model_dir=str(tiny_models["akira"]), max_images_per_smear=40, max_image_bytes=300_000,
                   max_upload_bytes=8_000_000, max_zip_uncompressed_bytes=4_000_000, max_granule_images=10,
                   load_models=False)
