@@ -52,3 +52,27 @@ def test_shipped_diagnoser_and_pipeline():
     shap_sum = sum(result.shap.values()) + result.shap_base
     margin = pipeline.diagnoser.margin(__import__("pandas").DataFrame([result.parameters]).astype(float))[0]
     assert shap_sum == pytest.approx(margin, abs=1e-3)
+
+
+AKIRA = ROOT / "models" / "akira_compact"
+
+
+@pytest.mark.skipif(not (AKIRA / "akira.keras").is_file(), reason="the shipped AKIRA model is not in this checkout")
+def test_shipped_akira_contract():
+    from models.akira.infer import GranuleScorer
+    from models.akira.labels import load_labels
+    meta = json.loads((AKIRA / "metadata.json").read_text())
+    assert (AKIRA / "akira.keras").stat().st_size <= 20e6
+    assert (AKIRA / "MODEL_CARD.md").is_file() and (AKIRA / "model_card.json").is_file()
+    scorer = GranuleScorer()
+    assert scorer.version == meta["version"] and scorer.runtime == "onnx"
+    crops = []
+    for size in ((256, 256), (363, 360)):
+        buf = io.BytesIO()
+        Image.fromarray(synthetic_cell(px=size[1], height=size[0])).save(buf, "JPEG")
+        crops.append(buf.getvalue())
+    scores = scorer.score_files(crops)
+    assert scores.outputs.shape == (2, 34) and scores.view_spread.shape == (2, 34)
+    assert ((scores.outputs >= 0) & (scores.outputs <= load_labels().maxval + 1e-6)).all()
+    assert set(scores.dg_grade) <= {0, 1, 2, 3}
+    assert all(s == 0 for s, c in zip(scores.dg_score, scores.category) if c != "granulocytic")
