@@ -14,7 +14,7 @@ import numpy as np
 
 from diagnose.model import MdsDiagnoser
 from diagnose.who import dysplastic_cells, who_view
-from featurize.smear import featurize_smear, usable_cells
+from featurize.smear import feature_type_matrix, featurize_smear, usable_cells
 from models.errors import InvalidInput
 from models.taxonomy import load_taxonomy
 
@@ -95,7 +95,7 @@ class SmearDiagnosisPipeline:
         probs = np.nan_to_num(preds.feature_probs, nan=-1.0)
         cut = np.array([self.feature_thresholds.get(f.id, {}).get("threshold", SHOWN_FEATURE_PROBABILITY)
                         for f in tax.features])
-        applies = np.array([[t in f.cell_types for f in tax.features] for t in tax.type_abbrs])  # (17, 97)
+        applies = feature_type_matrix() > 0  # (17, 97)
         type_row = {t: k for k, t in enumerate(tax.type_abbrs)}
         dysplastic = dysplastic_cells(preds.cell_type, preds.feature_probs, self.feature_thresholds)
         any_dysplastic = np.any(np.stack(list(dysplastic.values())), axis=0) if dysplastic else np.zeros(len(names), bool)
