@@ -91,11 +91,20 @@ def load_cellnet(model_dir: Path | None = None):
 
 def sha256_of(path: Path) -> str:
     import hashlib
-    digest = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def copy_weights_by_name(donor, layers) -> int:
+    """Copy into each of ``layers`` the weights of the ``donor`` model's layer of the same name;
+    returns how many layers received weights."""
+    by_name = {layer.name: layer for layer in donor.layers}
+    copied = 0
+    for layer in layers:
+        if layer.weights and layer.name in by_name:
+            layer.set_weights(by_name[layer.name].get_weights())
+            copied += 1
+    return copied
 
 
 def onnx_record(onnx_path: Path) -> dict:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
+from scipy.special import expit, log_softmax, softmax
 
 TARGET_ACCURACY = 0.99
 MAX_UNID_RATE = 0.05
@@ -97,7 +97,7 @@ def calibrate(net, images: np.ndarray, frame: pd.DataFrame, batch_size: int = 12
     probs = softmax(type_logits[single] / t_type, axis=1)
     correct = allowed[single][np.arange(single.sum()), probs.argmax(1)] > 0
     from models.taxonomy import load_taxonomy
-    feature_probs = 1.0 / (1.0 + np.exp(-feat_logits / t_feat))
+    feature_probs = expit(feat_logits / t_feat)
     return {"type_temperature": t_type, "feature_temperature": t_feat,
             "unid_threshold": choose_unid_threshold(probs.max(1), correct),
             "unid_rule": f"lowest confidence keeping >= {TARGET_ACCURACY:.0%} accuracy on validation, "

@@ -156,6 +156,7 @@ def load_initial_weights(net, trainer, path: Path) -> None:
     weights) or a saved ``cellnet.keras`` model (weights copied layer by layer, by name)."""
     import keras
 
+    from models.artifact import copy_weights_by_name
     from models.errors import InvalidInput
     if not path.is_file():
         raise InvalidInput(f"{path}: no such weights file")
@@ -164,10 +165,7 @@ def load_initial_weights(net, trainer, path: Path) -> None:
         warnings.simplefilter("always")
         try:
             if path.name.endswith(".keras"):
-                donor = {layer.name: layer for layer in keras.saving.load_model(path, compile=False).layers}
-                for layer in net.layers:
-                    if layer.weights and layer.name in donor:
-                        layer.set_weights(donor[layer.name].get_weights())
+                copy_weights_by_name(keras.saving.load_model(path, compile=False), net.layers)
             else:
                 trainer.load_weights(str(path))
             problem = next((str(w.message) for w in caught if "Skipping" in str(w.message)), None)

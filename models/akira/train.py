@@ -78,14 +78,10 @@ def _build(config: AkiraTrainConfig):
     from models.akira.net import build_akira
     model = build_akira(config.net())
     if config.backbone == "compact" and config.init_from_cellnet:
-        from models.artifact import load_cellnet
+        from models.artifact import copy_weights_by_name, load_cellnet
         source = None if config.init_from_cellnet == "shipped" else Path(config.init_from_cellnet)
         cellnet, _ = load_cellnet(source)
-        backbone = model.get_layer("backbone")
-        donor = {l.name: l for l in cellnet.layers}
-        for layer in backbone.layers:
-            if layer.name in donor and layer.weights:
-                layer.set_weights(donor[layer.name].get_weights())
+        copy_weights_by_name(cellnet, model.get_layer("backbone").layers)
     return model
 
 
