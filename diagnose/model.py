@@ -17,6 +17,8 @@ SHAP contributions are TreeSHAP values on the booster's margin (log-odds): for e
 (``pred_contribs``), which gives the values of ``shap.TreeExplainer`` (path-dependent) to float
 precision (tested) in about 1 ms instead of shap's 1.6 s import and per-call overhead;
 :meth:`MdsDiagnoser.tree_explainer` returns the ``shap`` explainer for plots that want it.
+A loaded model predicts and explains through :mod:`diagnose.native_booster` (XGBoost's C API), so
+serving never imports the xgboost Python package and, with it, scikit-learn and scipy.stats.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from diagnose.native_booster import NativeBooster
 from featurize.smear import parameter_ids, parameter_names
 from models.artifact import library_versions
 from models.errors import ModelLoadError
@@ -65,6 +68,8 @@ class MdsDiagnoser:
     def __init__(self, config: DiagnoserConfig = DiagnoserConfig(), random_state: int = 0):
         self.config = config
         self.random_state = random_state
+        self.model_ = None   # the fitted xgboost.XGBClassifier (training, or on demand after load)
+        self.native_ = None  # a loaded model's NativeBooster: inference without importing xgboost
 
     def _booster(self):
         import xgboost as xgb
@@ -117,7 +122,13 @@ class MdsDiagnoser:
         # the smallest threshold above the k-th negative keeps k negatives below it
         return float(min(np.nextafter(negatives[k_needed - 1], 1.0), 0.999))
 
+    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+        return X[self.feature_names_].to_numpy(np.float32)
+
     def margin(self, X: pd.DataFrame) -> np.ndarray:
+        """(n,) log-odds of MDS before calibration."""
+        if self.native_ is not None:
+            return self.native_.margin(self._matrix(X))
         return self.model_.predict(X[self.feature_names_], output_margin=True)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
@@ -128,17 +139,27 @@ class MdsDiagnoser:
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return np.where(self.predict_proba(X)[:, 1] >= self.threshold_, "MDS", "AA")
 
+    def booster(self):
+        """The ``xgboost.Booster`` (imports xgboost; a loaded model reads its file again)."""
+        if self.model_ is None:
+            import xgboost as xgb
+            self.model_ = xgb.XGBClassifier(n_jobs=self.config.n_jobs)
+            self.model_.load_model(str(self.model_file_))
+        return self.model_.get_booster()
+
     def tree_explainer(self):
         """``shap.TreeExplainer`` of the booster (imports shap)."""
         import shap
-        return shap.TreeExplainer(self.model_.get_booster())
+        return shap.TreeExplainer(self.booster())
 
     def explain(self, X: pd.DataFrame) -> tuple[np.ndarray, float]:
         """SHAP values (n, 114) on the margin (log-odds of MDS) and the base value."""
-        import xgboost as xgb
-        matrix = xgb.DMatrix(X[self.feature_names_].to_numpy(np.float32), missing=np.nan,
-                             feature_names=self.feature_names_)
-        contribs = self.model_.get_booster().predict(matrix, pred_contribs=True)
+        if self.native_ is not None:
+            contribs = self.native_.contributions(self._matrix(X))
+        else:
+            import xgboost as xgb
+            matrix = xgb.DMatrix(self._matrix(X), missing=np.nan, feature_names=self.feature_names_)
+            contribs = self.booster().predict(matrix, pred_contribs=True)
         return contribs[:, :-1].astype(np.float64), float(contribs[0, -1]) if len(contribs) else 0.0
 
     def top_features(self, shap_row: np.ndarray, k: int = 5) -> list[dict]:
@@ -151,7 +172,7 @@ class MdsDiagnoser:
     def save(self, out: Path, training: dict | None = None, version: str | None = None) -> Path:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        self.model_.get_booster().save_model(str(out / "diagnoser.ubj"))
+        self.booster().save_model(str(out / "diagnoser.ubj"))
         meta = {"format": FORMAT,
                 "version": version or datetime.now(timezone.utc).strftime("diagnoser-%Y%m%d-%H%M"),
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -165,7 +186,6 @@ class MdsDiagnoser:
 
     @classmethod
     def load(cls, model_dir: Path | None = None) -> "MdsDiagnoser":
-        import xgboost as xgb
         model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
         meta_path = model_dir / "metadata.json"
         if not (model_dir / "diagnoser.ubj").is_file() or not meta_path.is_file():
@@ -177,12 +197,8 @@ class MdsDiagnoser:
         if meta["inputs"] != parameter_ids():
             raise ModelLoadError(f"{meta_path}: the model's inputs do not match the 114 parameters of this version")
         self = cls(DiagnoserConfig(**meta["config"]), meta.get("random_state", 0))
-        model = xgb.XGBClassifier(n_jobs=self.config.n_jobs)
-        try:
-            model.load_model(str(model_dir / "diagnoser.ubj"))
-        except xgb.core.XGBoostError as exc:
-            raise ModelLoadError(f"{model_dir / 'diagnoser.ubj'}: xgboost cannot read it ({exc})") from exc
-        self.model_ = model
+        self.model_file_ = model_dir / "diagnoser.ubj"
+        self.native_ = NativeBooster(self.model_file_, len(meta["inputs"]), nthread=self.config.n_jobs)
         self.platt_ = tuple(meta["platt"])
         self.threshold_ = float(meta["threshold"])
         self.feature_names_ = meta["inputs"]

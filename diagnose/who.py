@@ -17,17 +17,16 @@ Thresholds live in ``who2022.yaml``.
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
-import yaml
 
+from models.package_yaml import package_yaml
 from models.taxonomy import load_taxonomy
 
 
 @lru_cache(maxsize=1)
 def who_rules() -> dict:
-    return yaml.safe_load(resources.files("diagnose").joinpath("who2022.yaml").read_text("utf-8"))
+    return package_yaml("diagnose", "who2022.yaml")
 
 
 def dysplastic_cells(cell_calls: np.ndarray, feature_probs: np.ndarray, feature_thresholds: dict) -> dict[str, np.ndarray]:

@@ -16,14 +16,13 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from models.errors import DataNotFound
+from models.package_yaml import package_yaml
 from models.preprocess import IMAGE_SUFFIXES
 from models.taxonomy import load_taxonomy
 
@@ -43,7 +42,7 @@ class SplitConfig:
 @lru_cache(maxsize=1)
 def source_map() -> dict:
     """The mapping file ``sources.yaml``: folder -> types, classic groups, WBCAtt vocabularies."""
-    return yaml.safe_load(resources.files("models").joinpath("sources.yaml").read_text("utf-8"))
+    return package_yaml("models", "sources.yaml")
 
 
 def default_data_root() -> Path:

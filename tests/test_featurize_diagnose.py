@@ -121,9 +121,40 @@ def test_diagnoser_learns_calibrates_and_explains_additively(tmp_path):
     assert top[0]["name"] in ("neutrophil: degranulation", "large platelet: giant platelet")
     model.save(tmp_path / "m")
     again = MdsDiagnoser.load(tmp_path / "m")
+    assert again.native_ is not None  # served through XGBoost's C API
     np.testing.assert_allclose(again.predict_proba(X), model.predict_proba(X), atol=1e-6)
+    again_shap, again_base = again.explain(X)
+    np.testing.assert_allclose(again_shap, shap_values, atol=1e-6)
+    assert again_base == pytest.approx(base, abs=1e-6)
     assert again.threshold_ == model.threshold_
     assert not list((tmp_path / "m").glob("*.pkl"))
+
+
+def test_native_booster_rejects_bad_files_and_shapes(tmp_path):
+    from diagnose.native_booster import NativeBooster
+    (tmp_path / "bad.ubj").write_bytes(b"not a model")
+    with pytest.raises(ModelLoadError, match="xgboost cannot read it"):
+        NativeBooster(tmp_path / "bad.ubj", 114)
+    X, y = _cohort(40)
+    MdsDiagnoser(DiagnoserConfig(n_estimators=10, n_folds=2), random_state=0).fit(X, y).save(tmp_path / "m")
+    with pytest.raises(ModelLoadError, match="expected 5"):
+        NativeBooster(tmp_path / "m" / "diagnoser.ubj", 5)
+    booster = NativeBooster(tmp_path / "m" / "diagnoser.ubj", 114)
+    with pytest.raises(ValueError, match="114"):
+        booster.margin(np.zeros((2, 7)))
+
+
+def test_loading_and_running_the_shipped_diagnoser_does_not_import_xgboost():
+    import subprocess
+    import sys
+    code = ("import sys, pandas as pd, numpy as np\n"
+            "from diagnose.model import MdsDiagnoser\n"
+            "m = MdsDiagnoser.load()\n"
+            "X = pd.DataFrame(np.full((1, 114), np.nan), columns=m.feature_names_)\n"
+            "m.predict_proba(X); m.explain(X)\n"
+            "print(sorted(k for k in ('xgboost', 'sklearn', 'scipy.stats') if k in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_diagnoser_load_errors_are_clear(tmp_path):

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
-import yaml
+
+from models.package_yaml import package_yaml
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class AkiraLabels:
 
 @lru_cache(maxsize=1)
 def load_labels() -> AkiraLabels:
-    raw = yaml.safe_load(resources.files("models.akira").joinpath("labels.yaml").read_text("utf-8"))
+    raw = package_yaml("models.akira", "labels.yaml")
     ids, names, cats, maxval, taxonomy = [], [], [], [], {}
     for category, items in raw["categories"].items():
         for item in items:
