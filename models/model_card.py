@@ -112,7 +112,9 @@ def diagnoser_card(model_dir: Path, commands: list[str], training_notes: str = "
         "summary": ("XGBoost (Kimura et al. 2019) on the 17 type proportions and 97 feature rates of a smear, computed "
                     "through the stage-1 CNN; Platt-calibrated probability; threshold chosen on out-of-fold "
                     "predictions where the one-sided 95 % Clopper-Pearson lower bound of specificity is >= 97 %; "
-                    "TreeSHAP contributions (XGBoost's, equal to shap.TreeExplainer). Saved in XGBoost's UBJ format."),
+                    "TreeSHAP contributions (XGBoost's, equal to shap.TreeExplainer). Saved in XGBoost's UBJ format; "
+                    "served through XGBoost's C API (diagnose/native_booster.py), equal to the Python package's "
+                    "outputs (tested)."),
         "commands": commands, "training_notes": training_notes,
         "data": (f"SIMULATED cohorts only (mdsdx simulate, standard difficulty): a training cohort of "
                  f"{meta['training']['config']['train_smears']} smears from the CNN's validation-split crops and an "
