@@ -71,7 +71,7 @@ class MdsDiagnoser:
         self.model_ = None   # the fitted xgboost.XGBClassifier (training, or on demand after load)
         self.native_ = None  # a loaded model's NativeBooster: inference without importing xgboost
 
-    def _booster(self):
+    def _new_classifier(self):
         import xgboost as xgb
         c = self.config
         return xgb.XGBClassifier(n_estimators=c.n_estimators, max_depth=c.max_depth, learning_rate=c.learning_rate,
@@ -90,7 +90,7 @@ class MdsDiagnoser:
         oof = np.zeros(len(y))
         folds = StratifiedKFold(self.config.n_folds, shuffle=True, random_state=self.random_state)
         for train_idx, test_idx in folds.split(X, y):
-            model = self._booster().fit(X.iloc[train_idx], y[train_idx])
+            model = self._new_classifier().fit(X.iloc[train_idx], y[train_idx])
             oof[test_idx] = model.predict(X.iloc[test_idx], output_margin=True)
         platt = LogisticRegression(C=1e6).fit(oof.reshape(-1, 1), y)
         self.platt_ = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
@@ -98,7 +98,7 @@ class MdsDiagnoser:
         self.oof_proba_ = self._calibrate(oof)
         self.threshold_ = self._choose_threshold(self.oof_proba_, y)
         self.y_train_ = y
-        self.model_ = self._booster().fit(X, y)
+        self.model_ = self._new_classifier().fit(X, y)
         self.feature_names_ = parameter_ids()
         self.classes_ = np.array(CLASSES)
         return self
