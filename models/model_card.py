@@ -94,7 +94,7 @@ def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_
                          "mdsdx's pipeline. Not for diagnosing patients."),
         "limits": ("Trained on healthy-donor crops of one analyser model (CellaVision DM96) and one marrow set; "
                    "dysplasia features are learned from SIMULATED transforms and their figures are measured on "
-                   "simulated cells, not on patients. Features without a training label and are reported "
+                   "simulated cells, not on patients. Features without a training label are reported "
                    "as missing. Real DI-60 exports at other stains, magnifications or focus may degrade accuracy."),
         "libraries": meta["libraries"],
     }
