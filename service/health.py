@@ -26,8 +26,11 @@ def readyz():
         checks["database"] = False
     ready = checks["cell_model"] and checks["database"]
     body = {"status": "ready" if ready else "not ready", "checks": checks}
-    if ext.get("pipeline") is not None:
-        body["model_versions"] = ext["pipeline"].model_versions
+    versions = dict(ext["pipeline"].model_versions) if ext.get("pipeline") is not None else {}
+    if ext.get("granules") is not None:
+        versions["akira"] = ext["granules"].version
+    if versions:
+        body["model_versions"] = versions
     return jsonify(body), 200 if ready else 503
 
 

@@ -39,7 +39,8 @@ def test_health_ready_metrics(client):
     assert client.get("/healthz").json == {"status": "alive"}
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json["checks"]["database"] and ready.json["checks"]["cell_model"]
-    assert ready.json["model_versions"]["cellnet"] == "cellnet-tiny-test"
+    assert ready.json["model_versions"] == {"cellnet": "cellnet-tiny-test", "diagnoser": "diagnoser-tiny-test",
+                                            "akira": "akira-tiny-test"}
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and b"mdsdx_http_requests_total" in metrics.data
 
