@@ -64,9 +64,10 @@ def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_
     card = {
         "title": "mdsdx stage-1 cell CNN (17 types, 97 features)", "version": meta["version"],
         "summary": ("A separable-convolution residual network in the shape of Kimura et al. 2019, Fig. 5 (3 upstream "
-                    "blocks, 8 downstream residual blocks), trained from scratch on 2 CPU cores. Inputs are 128-px "
-                    "crops (antialiased resize from any size); outputs are calibrated probabilities of the 17 cell "
-                    "types and of the dysmorphic features that had training labels, and a 512-d embedding."),
+                    "blocks, 8 downstream residual blocks), trained from scratch on 2 CPU cores. Inputs are "
+                    f"{meta['input']['shape'][0]}-px crops (antialiased resize from any size); outputs are calibrated "
+                    "probabilities of the 17 cell types and of the dysmorphic features that had training labels, and "
+                    "a 512-d embedding."),
         "commands": commands, "training_notes": training_notes,
         "data": ("Real crops of ../shared/data: PBC (Acevedo et al. 2020, CC BY 4.0; healthy donors) with WBCAtt "
                  "attributes (Tsutsui et al. 2023, MIT), and bone-marrow crops (Matek et al. 2021, CC BY 4.0), train "
