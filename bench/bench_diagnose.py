@@ -22,10 +22,26 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=50)
     args = ap.parse_args()
-    from diagnose.pipeline import SmearDiagnosisPipeline
-    pipeline = SmearDiagnosisPipeline()
     blobs = test_crops(150, export_px=360)
     names = [f"cell_{i:04d}.jpg" for i in range(150)]
+    # The command runs first: once this process has loaded the models, ONNX Runtime's idle worker threads
+    # keep spinning for a while and steal a core from the child, which inflated the figure by 0.3-0.8 s.
+    with tempfile.TemporaryDirectory() as tmp:
+        smear = Path(tmp) / "SMEAR-1"
+        smear.mkdir()
+        for name, b in zip(names, blobs):
+            (smear / name).write_bytes(b)
+        mdsdx = str(Path(sys.executable).parent / "mdsdx")
+        command = []
+        for _ in range(3):
+            t = time.perf_counter()
+            subprocess.run([mdsdx, "diagnose", str(smear), "--out", str(Path(tmp) / "r.csv")], check=True,
+                           capture_output=True)
+            command.append(time.perf_counter() - t)
+    print(f"`mdsdx diagnose` command of one 150-cell smear, process start and model loading included: "
+          f"median {statistics.median(command):.2f} s, max {max(command):.2f} s over 3 runs (target <= 1.5 s)")
+    from diagnose.pipeline import SmearDiagnosisPipeline
+    pipeline = SmearDiagnosisPipeline()
     preds = pipeline.predictor.predict_files(blobs, names)
     pipeline.diagnose_predictions(preds, names, "warmup")
     stage2 = []
@@ -41,17 +57,6 @@ def main() -> None:
         pipeline.diagnose_images(blobs, names, "bench")
         in_process.append(time.perf_counter() - t)
     print(f"in-process diagnosis of a 150-cell smear from 360-px JPEG bytes: median {statistics.median(in_process):.2f} s")
-    with tempfile.TemporaryDirectory() as tmp:
-        smear = Path(tmp) / "SMEAR-1"
-        smear.mkdir()
-        for name, b in zip(names, blobs):
-            (smear / name).write_bytes(b)
-        mdsdx = str(Path(sys.executable).parent / "mdsdx")
-        t = time.perf_counter()
-        subprocess.run([mdsdx, "diagnose", str(smear), "--out", str(Path(tmp) / "r.csv")], check=True,
-                       capture_output=True)
-        print(f"`mdsdx diagnose` command of one 150-cell smear, process start and model loading included: "
-              f"{time.perf_counter() - t:.2f} s (target <= 1.5 s)")
 
 
 if __name__ == "__main__":
