@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import synthetic_cell
 from models.akira.augment import augment, blank_smear_colour, rotation_views
-from models.akira.data import oversample_dg
+from models.akira.data import TABLE1_CELLS, TABLE1_GRADES, table1_rows, oversample_dg
 from models.akira.infer import gate
 from models.akira.labels import load_labels
 from models.errors import InvalidInput
@@ -47,6 +47,21 @@ def test_oversampling_balances_grades_and_refuses_a_missing_grade():
     assert counts[0] == 40 and counts[1] == 40 and counts[2] == 40 and counts[3] == 40
     with pytest.raises(InvalidInput, match="no image of DG grade 3"):
         oversample_dg(np.arange(52), dg[:52])
+
+
+def test_table1_mix_follows_mori_table1_and_caps_at_the_pools():
+    pools = {source: [f"{source}/{i}.jpg" for i in range(n)] for source, n in
+             [("pbc/segmented_neutrophil", 300), ("marrow/segmented_neutrophil", 100), ("pbc/erythroblast", 50),
+              ("pbc/myelocyte", 500), ("pbc/lymphocyte", 200), ("pbc/basophil", 10)]}
+    rows = table1_rows(pools, L, np.random.default_rng(0))
+    by_id = pd.Series([label_id for _, _, label_id, _ in rows]).value_counts()
+    assert by_id["IG"] == TABLE1_CELLS["IG"] and by_id["LYM"] == TABLE1_CELLS["LYM"] and by_id["BAS"] == 1
+    assert by_id["NE"] == 50  # capped: the pool holds fewer than Table 1's 392
+    grades = [g for _, _, label_id, g in rows if label_id == "NN"]
+    for slot, counts in TABLE1_GRADES.items():
+        assert [sum(1 for g in grades if g.get(slot) == k) for k in (1, 2, 3)] == list(counts)
+    assert sum(1 for g in grades if not g) == TABLE1_CELLS["NN"]
+    assert len({path for path, *_ in rows}) == len(rows)  # no crop drawn twice
 
 
 def test_augmentation_geometry_and_background():

@@ -24,15 +24,74 @@ SIMULATED_SLOTS = {"DG": "decreased_granules", "HS": "pseudo_pelger", "HYPES": "
                    "ACC": "chromatin_clumping"}
 
 
+# Mori et al. Table 1, final labels, for the label ids the shared crops can fill: cells per id, and for
+# the simulated granulocytic dysplasias the cells per grade 1, 2, 3. Red cells, megakaryocytes, plasma
+# cells, histiocytes, mitoses, dividing erythroid cells and dysplastic erythroid cells have no source.
+TABLE1_CELLS = {"NN": 96, "IG": 440, "NE": 392, "LYM": 78, "EOS": 18, "MON": 24, "BAS": 1, "PLT": 29}
+TABLE1_GRADES = {"DG": (46, 77, 11), "HS": (4, 12, 22), "HYPES": (1, 1, 0), "ACC": (47, 17, 1)}
+
+
 @dataclass(frozen=True)
 class LabelTableConfig:
-    """How many images of each kind; the DG share follows the paper's order of magnitude (134 of 1797)
-    but is larger so that every fold holds every grade."""
+    """How many images of each kind.
+
+    ``mix="balanced"`` (the label tables used so far): ``per_category_source`` crops per source folder,
+    ``neutrophils`` neutrophils of which ``dg_share`` get DG 1-3 in equal thirds, larger than the
+    paper's share (134 of 1797) so that every fold holds every grade. About 30 % of its DG0 cells are
+    neutrophils, the hard negatives. ``mix="table1"``: the counts of Mori's Table 1 (``TABLE1_CELLS``,
+    ``TABLE1_GRADES``), each capped by the crops available, so DG0 granulocytes are a smaller share.
+    """
+    mix: str = "balanced"                # "balanced" or "table1"
     per_category_source: int = 90        # crops drawn per source folder other than neutrophils
     neutrophils: int = 900               # neutrophils (marrow and PBC)
     dg_share: float = 0.22               # of the neutrophils given DG 1-3 (equal thirds)
     other_dysplasia_share: float = 0.12  # of the neutrophils given HS, HYPES or ACC (with or without DG)
     seed: int = 0
+
+
+def _balanced_rows(pools: dict[str, list], labels, config: LabelTableConfig, rng) -> list[tuple]:
+    """(path, source, label id, None): neutrophil grades are drawn later, image by image."""
+    neutrophil_sources = [s for s, lab in labels.sources.items() if lab == "NN"]
+    rows = []
+    for source, pool in pools.items():
+        label_id = labels.sources[source]
+        n = config.neutrophils // len(neutrophil_sources) if label_id == "NN" else config.per_category_source
+        rows += [(str(path), source, label_id, None) for path in rng.choice(pool, size=min(n, len(pool)), replace=False)]
+    return rows
+
+
+def _draw_grades(config: LabelTableConfig, rng) -> dict[str, int]:
+    """The balanced mix's random grades for one neutrophil."""
+    grades: dict[str, int] = {}
+    if rng.random() < config.dg_share:
+        grades["DG"] = int(rng.integers(1, 4))
+    if rng.random() < config.other_dysplasia_share:
+        grades[str(rng.choice(["HS", "HYPES", "ACC"]))] = int(rng.integers(1, 4))
+    return grades
+
+
+def table1_rows(pools: dict[str, list], labels, rng) -> list[tuple]:
+    """(path, source, label id, grades) in the counts of Mori's Table 1, capped by the pools.
+
+    Each label id draws from its source folders together; neutrophils are one pool, of which the
+    first cells get the DG grades, the next the other simulated dysplasias, and the rest stay normal.
+    """
+    rows = []
+    for label_id, wanted in TABLE1_CELLS.items():
+        if label_id == "NN":
+            wanted += sum(sum(g) for g in TABLE1_GRADES.values())
+        candidates = [(str(p), s) for s, pool in pools.items() if labels.sources[s] == label_id for p in pool]
+        if not candidates:
+            continue
+        chosen = rng.choice(len(candidates), size=min(wanted, len(candidates)), replace=False)
+        picked = [candidates[i] for i in chosen]
+        if label_id != "NN":
+            rows += [(path, source, label_id, {}) for path, source in picked]
+            continue
+        plan = [{slot: g} for slot, counts in TABLE1_GRADES.items() for g, n in enumerate(counts, 1) for _ in range(n)]
+        plan += [{}] * max(0, len(picked) - len(plan))
+        rows += [(path, source, "NN", grades) for (path, source), grades in zip(picked, plan)]
+    return rows
 
 
 def build_label_table(frame: pd.DataFrame, out: Path, config: LabelTableConfig = LabelTableConfig(),
@@ -47,29 +106,25 @@ def build_label_table(frame: pd.DataFrame, out: Path, config: LabelTableConfig =
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(config.seed)
-    rows = []
     key = frame["source"] + "/" + frame["source_label"]
-    neutrophil_sources = [s for s, lab in labels.sources.items() if lab == "NN"]
-    for source, label_id in labels.sources.items():
-        pool = frame.loc[key == source, "path"].tolist()
-        if not pool:
-            continue
-        n = config.neutrophils // len(neutrophil_sources) if label_id == "NN" else config.per_category_source
-        for path in rng.choice(pool, size=min(n, len(pool)), replace=False):
-            rows.append((str(path), source, label_id))
-    if not rows:
+    pools = {source: frame.loc[key == source, "path"].tolist() for source in labels.sources}
+    pools = {source: pool for source, pool in pools.items() if pool}
+    if not pools:
         raise InvalidInput("no crops found for the AKIRA label table; check --data-root")
+    if config.mix == "balanced":
+        rows = _balanced_rows(pools, labels, config, rng)
+    elif config.mix == "table1":
+        rows = table1_rows(pools, labels, rng)
+    else:
+        raise InvalidInput(f"unknown label-table mix {config.mix!r}; use 'balanced' or 'table1'")
     records = []
-    for i, (path, source, label_id) in enumerate(rows):
+    for i, (path, source, label_id, grades) in enumerate(rows):
         y = np.zeros(len(labels.ids), np.float32)
         with Image.open(path) as im:
             rgb = np.asarray(im.convert("RGB"))
         if label_id == "NN":
-            grades: dict[str, int] = {}
-            if rng.random() < config.dg_share:
-                grades["DG"] = int(rng.integers(1, 4))
-            if rng.random() < config.other_dysplasia_share:
-                grades[str(rng.choice(["HS", "HYPES", "ACC"]))] = int(rng.integers(1, 4))
+            if grades is None:
+                grades = _draw_grades(config, rng)
             if grades:
                 masks = segment_cell(rgb)
                 for slot in ("HS", "HYPES", "ACC", "DG"):  # nucleus first, then the cytoplasm

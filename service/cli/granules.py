@@ -18,14 +18,16 @@ def granules() -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Label-table folder to write.")
 @click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def make_labels(out: Path, data_root, seed: int) -> None:
+@click.option("--mix", type=click.Choice(["balanced", "table1"]), default="balanced", show_default=True,
+              help="balanced: 90 crops per source and 22 % of neutrophils with DG; table1: the counts of Mori's Table 1.")
+def make_labels(out: Path, data_root, seed: int, mix: str) -> None:
     """Build the 34-column label table (Filename + labels) from real crops and simulated grades."""
     from models.akira.data import LabelTableConfig, build_label_table
     from models.datasets import load_all
     from models.errors import InvalidInput
     if (out / "labels.csv").exists():
         raise InvalidInput(f"{out}/labels.csv exists; choose a new --out so no corrected label is overwritten")
-    table = build_label_table(load_all(data_root), out, LabelTableConfig(seed=seed))
+    table = build_label_table(load_all(data_root), out, LabelTableConfig(mix=mix, seed=seed))
     click.echo(f"wrote {len(table)} labelled images to {out}")
 
 
