@@ -19,7 +19,7 @@ def granules() -> None:
 @click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mix", type=click.Choice(["balanced", "table1"]), default="balanced", show_default=True,
-              help="balanced: 90 crops per source and 22 % of neutrophils with DG; table1: the counts of Mori's Table 1.")
+              help="balanced: the same number of crops per source, a fixed share of neutrophils with DG; table1: the cell counts of Mori's Table 1.")
 def make_labels(out: Path, data_root, seed: int, mix: str) -> None:
     """Build the 34-column label table (Filename + labels) from real crops and simulated grades."""
     from models.akira.data import LabelTableConfig, build_label_table
