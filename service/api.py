@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from models.errors import InvalidImage, InvalidInput, ModelLoadError
 from service.auth import require_key
 from service.db import GranuleBatch, Smear
-from service.smears import smear_json, submit_smear
+from service.smears import delete_smear, smear_json, submit_smear
 from service.uploads import UploadError, read_smear_upload
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,15 @@ class SmearFiles(ma.Schema):
     images = ma.fields.List(ma.fields.Raw(metadata={"type": "string", "format": "binary"}),
                             metadata={"description": "repeated: one file per cell (JPEG, PNG, TIFF or BMP)"})
     archive = ma.fields.Raw(metadata={"type": "string", "format": "binary", "description": "one zip of the cell images"})
+
+
+class DeletedOut(ma.Schema):
+    id = ma.fields.String()
+    deleted = ma.fields.Boolean()
+    n_cells = ma.fields.Integer()
+    images_removed = ma.fields.Integer(metadata={"description": "image files no other smear uses, removed now"})
+    images_kept = ma.fields.Integer(metadata={"description": "unreferenced files used within MDSDX_IMAGE_GRACE_SECONDS; "
+                                                             "`mdsdx smears gc` removes them later"})
 
 
 class PageArgs(ma.Schema):
@@ -62,7 +71,7 @@ class SmearOut(ma.Schema):
 
 
 def error(status: int, message: str):
-    names = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 413: "Payload Too Large",
+    names = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 413: "Payload Too Large",
              415: "Unsupported Media Type", 422: "Unprocessable Entity", 503: "Service Unavailable"}
     return jsonify(code=status, status=names.get(status, ""), message=message), status
 
@@ -170,6 +179,20 @@ class SmearItem(MethodView):
         if smear is None:
             return error(404, f"no smear with id {smear_id!r}")
         return jsonify(smear_json(smear, _base_url()))
+
+    @blp.response(200, DeletedOut)
+    @blp.alt_response(403, description="the smear was submitted with another key")
+    @blp.alt_response(404, description="unknown smear id")
+    def delete(self, smear_id):
+        """Delete a smear, its cells and the images no other smear uses. Only the key that submitted it may."""
+        smear = _get_smear(smear_id)
+        if smear is None:
+            return error(404, f"no smear with id {smear_id!r}")
+        cfg = current_app.config["MDSDX"]
+        if not cfg.dev and smear.api_key_id != g.api_key_id:
+            return error(403, "only the key that submitted a smear can delete it over the API; "
+                              "an operator can delete any smear with `mdsdx smears delete ID`")
+        return jsonify(delete_smear(g.db, current_app.extensions["mdsdx"]["store"], smear, cfg.image_grace_seconds))
 
 
 @blp.route("/smears/<smear_id>/fhir")

@@ -13,6 +13,7 @@
 | ``MDSDX_MAX_ZIP_UNCOMPRESSED_BYTES`` | 524288000 | sum of a zip's uncompressed sizes |
 | ``MDSDX_MAX_ZIP_RATIO`` | 50 | largest compression ratio of a zip entry (zip-bomb guard) |
 | ``MDSDX_MAX_GRANULE_IMAGES`` | 200 | images in one ``/v1/granules`` request |
+| ``MDSDX_IMAGE_GRACE_SECONDS`` | 900 | deleting a smear keeps unreferenced images written or reused this recently, seconds |
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class ServiceConfig:
     max_zip_uncompressed_bytes: int = 500 * 1024 * 1024
     max_zip_ratio: int = 50
     max_granule_images: int = 200
+    image_grace_seconds: int = 900
     load_models: bool = True
 
     @property

@@ -4,12 +4,19 @@ Order: decode and diagnose everything in memory (any bad image fails the request
 is written), store the images by content hash, then insert the smear and its cells in one database
 transaction. If the transaction fails, the image files this request created are removed: nothing
 is half-stored, and nothing stored before is touched.
+
+Deleting a smear removes its row and its cells in one transaction, then the image files that no
+other cell references. Images are shared by content, and a request being stored references its
+images only when it commits, so files written or reused within the grace period
+(``MDSDX_IMAGE_GRACE_SECONDS``) are kept for a later ``mdsdx smears gc``.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
+from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -65,6 +72,37 @@ def submit_smear(db, store: ImageStore, pipeline, images, external_id: str, pati
         raise
     log.info("smear %s stored: %d cells, call %s", smear_id, result.n_cells, result.call)
     return smear, True
+
+
+def sweep_images(db, store: ImageStore, digests: Iterable[str], grace_seconds: float) -> tuple[int, int]:
+    """Remove the files of ``digests`` that no cell references and nobody used in the last ``grace_seconds``.
+
+    Returns (files removed, unreferenced files kept for being recent)."""
+    cutoff = time.time() - grace_seconds
+    digests = sorted(set(digests))
+    unused: list[str] = []
+    for start in range(0, len(digests), 500):
+        chunk = digests[start:start + 500]
+        used = set(db.scalars(select(Cell.image_sha256).where(Cell.image_sha256.in_(chunk))))
+        unused += [d for d in chunk if d not in used]
+    removed = store.remove_stale(unused, cutoff)
+    return len(removed), len(unused) - len(removed)
+
+
+def delete_smear(db, store: ImageStore, smear: Smear, grace_seconds: float) -> dict:
+    """Delete ``smear`` and its cells (one transaction), then sweep its images; returns a summary."""
+    smear_id, n_cells = smear.id, smear.n_cells
+    digests = [c.image_sha256 for c in smear.cells]
+    try:
+        db.delete(smear)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    removed, kept = sweep_images(db, store, digests, grace_seconds)
+    log.info("smear %s deleted: %d cells, %d image files removed, %d kept for the grace period",
+             smear_id, n_cells, removed, kept)
+    return {"id": smear_id, "deleted": True, "n_cells": n_cells, "images_removed": removed, "images_kept": kept}
 
 
 def smear_json(smear: Smear, base_url: str) -> dict:

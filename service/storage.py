@@ -1,14 +1,17 @@
 """Images on disk by content hash: ``<home>/images/ab/cd/<sha256>.<ext>``.
 
 A file is written to a temporary name and renamed into place, so a reader never sees half a
-file; writing the same content twice is a no-op. :meth:`ImageStore.put_many` reports which files
-it created, so a failed request can remove exactly those and leave nothing half-stored.
+file; writing the same content twice only refreshes the file's modification time. :meth:`ImageStore.put_many`
+reports which files it created, so a failed request can remove exactly those and leave nothing
+half-stored. :meth:`ImageStore.remove_stale` spares files written or reused recently, so a sweep
+never removes an image that a request still being stored is about to reference.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 EXTENSIONS = {b"\xff\xd8\xff": ".jpg", b"\x89PNG": ".png", b"II*\x00": ".tif", b"MM\x00*": ".tif", b"BM": ".bmp"}
@@ -34,7 +37,9 @@ class ImageStore:
     def put(self, data: bytes) -> tuple[str, bool]:
         """Store ``data``; returns (sha256, created)."""
         digest = sha256(data)
-        if self.path_for(digest):
+        existing = self.path_for(digest)
+        if existing:
+            os.utime(existing)  # marks it in use for remove_stale
             return digest, False
         folder = self.root / digest[:2] / digest[2:4]
         folder.mkdir(parents=True, exist_ok=True)
@@ -63,3 +68,22 @@ class ImageStore:
             path = self.path_for(digest)
             if path:
                 path.unlink(missing_ok=True)
+
+    def remove_stale(self, digests: Iterable[str], older_than: float) -> list[str]:
+        """Remove the files of ``digests`` last written or reused before ``older_than`` (Unix seconds).
+
+        Returns the digests removed; missing files and newer ones are left alone."""
+        removed = []
+        for digest in digests:
+            path = self.path_for(digest)
+            if path and path.stat().st_mtime < older_than:
+                path.unlink(missing_ok=True)
+                removed.append(digest)
+        return removed
+
+    def digests(self) -> Iterator[str]:
+        """Every stored digest (temporary ``.part-`` files excluded)."""
+        if self.root.is_dir():
+            for path in self.root.glob("??/??/*.*"):
+                if not path.name.startswith(".part-"):
+                    yield path.name.split(".", 1)[0]

@@ -259,3 +259,64 @@ def test_schema_is_versioned(app):
     assert migrate(engine) == SCHEMA_VERSION
     with app.extensions["mdsdx"]["sessions"]() as db:
         assert db.scalars(select(SchemaVersion.version)).all() == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_delete_smear_removes_only_images_no_other_smear_uses(tiny_models, tiny_pipeline, tmp_path):
+    from conftest import service_config
+    from service.app import create_app
+    from service.auth import create_key
+    app = create_app({"MDSDX": service_config(tmp_path / "home", tiny_models, image_grace_seconds=0), "TESTING": True})
+    app.extensions["mdsdx"]["pipeline"] = tiny_pipeline
+    client = app.test_client()
+    with app.extensions["mdsdx"]["sessions"]() as db:
+        key = create_key(db, "lis")
+    first = post(client, key, smear_form(6, "SLIDE-A")).json
+    shared = {"external_id": "SLIDE-B", "images": [(io.BytesIO(jpeg_bytes(i)), f"c{i}.jpg") for i in range(3, 9)]}
+    second = post(client, key, shared).json
+    assert len(stored_files(app)) == 9
+    r = client.delete(f"/v1/smears/{first['id']}", headers=auth(key))
+    assert r.status_code == 200, r.json
+    assert r.json == {"id": first["id"], "deleted": True, "n_cells": 6, "images_removed": 3, "images_kept": 0}
+    assert client.get(f"/v1/smears/{first['id']}", headers=auth(key)).status_code == 404
+    assert client.get(f"/v1/smears/{second['id']}", headers=auth(key)).json["n_cells"] == 6
+    assert len(stored_files(app)) == 6
+    for position in range(6):  # the images the deleted smear shared are still served for the other one
+        image = client.get(f"/smears/{second['id']}/cells/{position}.img", headers=auth(key))
+        assert image.status_code == 200
+        image.close()
+    assert client.delete(f"/v1/smears/{second['id']}", headers=auth(key)).json["images_removed"] == 6
+    assert stored_files(app) == [] and count_smears(app) == 0
+
+
+def test_delete_needs_the_submitting_key_and_gc_sweeps_after_the_grace(app, client, api_key, monkeypatch):
+    from click.testing import CliRunner
+
+    from service.auth import create_key
+    from service.cli import cli
+    with app.extensions["mdsdx"]["sessions"]() as db:
+        other = create_key(db, "another-lab")
+    smear = post(client, api_key, smear_form(6, "SLIDE-G")).json
+    kept = post(client, api_key, smear_form(2, "SLIDE-K")).json  # shares its 2 images with SLIDE-G
+    r = client.delete(f"/v1/smears/{smear['id']}", headers=auth(other))
+    assert r.status_code == 403 and "mdsdx smears delete" in r.json["message"]
+    assert client.delete("/v1/smears/not-a-smear", headers=auth(api_key)).status_code == 404
+    assert client.delete(f"/v1/smears/{smear['id']}").status_code == 401
+    assert count_smears(app) == 2
+    r = client.delete(f"/v1/smears/{smear['id']}", headers=auth(api_key))
+    assert r.status_code == 200 and r.json["images_removed"] == 0 and r.json["images_kept"] == 4  # default 900-s grace
+    assert len(stored_files(app)) == 6
+
+    cfg = app.config["MDSDX"]
+    monkeypatch.setenv("MDSDX_HOME", str(cfg.home))
+    monkeypatch.setenv("MDSDX_DATABASE_URL", cfg.db_url)
+    runner = CliRunner()
+    assert "0 unreferenced image files removed, 4 recent ones kept" in runner.invoke(cli, ["smears", "gc"]).output
+    swept = runner.invoke(cli, ["smears", "gc", "--grace-seconds", "0"])
+    assert swept.exit_code == 0 and "4 unreferenced image files removed" in swept.output
+    assert len(stored_files(app)) == 2
+    listed = runner.invoke(cli, ["smears", "list"])
+    assert listed.exit_code == 0 and kept["id"] in listed.output and smear["id"] not in listed.output
+    bad = runner.invoke(cli, ["smears", "delete", kept["id"], "no-such-id"])
+    assert bad.exit_code == 2 and "no-such-id" in bad.output and count_smears(app) == 1
+    done = runner.invoke(cli, ["smears", "delete", kept["id"]])
+    assert done.exit_code == 0 and count_smears(app) == 0

@@ -13,6 +13,7 @@ from service.cli.granules import granules
 from service.cli.keys import keys
 from service.cli.serve import serve
 from service.cli.simulate import simulate
+from service.cli.smears import smears
 from service.cli.taxonomy import taxonomy
 from service.cli.train import train
 
@@ -41,6 +42,7 @@ cli.add_command(granules)
 cli.add_command(keys)
 cli.add_command(serve)
 cli.add_command(simulate)
+cli.add_command(smears)
 cli.add_command(taxonomy)
 cli.add_command(train)
 

@@ -41,3 +41,15 @@ def load_dataclass_config(cls, config_file: Path | None, **overrides):
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def service_db():
+    """(ServiceConfig from the environment, a database session with the schema migrated), for the service's
+    operator commands; ``MDSDX_HOME`` / ``MDSDX_DATABASE_URL`` select the database."""
+    from service.config import ServiceConfig
+    from service.db import make_engine, make_session_factory, migrate
+    cfg = ServiceConfig.from_env()
+    cfg.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(cfg.db_url)
+    migrate(engine)
+    return cfg, make_session_factory(engine)()

@@ -3,15 +3,7 @@ from __future__ import annotations
 
 import click
 
-
-def _db():
-    from service.config import ServiceConfig
-    from service.db import make_engine, make_session_factory, migrate
-    cfg = ServiceConfig.from_env()
-    cfg.home.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(cfg.db_url)
-    migrate(engine)
-    return make_session_factory(engine)()
+from service.cli.common import service_db
 
 
 @click.group()
@@ -24,7 +16,7 @@ def keys() -> None:
 def create(name: str) -> None:
     """Create a key and print it once."""
     from service.auth import create_key
-    with _db() as db:
+    with service_db()[1] as db:
         key = create_key(db, name)
     click.echo(key)
     click.echo(f"(key {name!r} created; it is not stored and will not be shown again)", err=True)
@@ -35,7 +27,7 @@ def create(name: str) -> None:
 def revoke(name: str) -> None:
     """Revoke a key by name."""
     from service.auth import revoke_key
-    with _db() as db:
+    with service_db()[1] as db:
         revoke_key(db, name)
     click.echo(f"revoked {name}")
 
@@ -46,7 +38,7 @@ def list_keys() -> None:
     from sqlalchemy import select
 
     from service.db import ApiKey
-    with _db() as db:
+    with service_db()[1] as db:
         for k in db.scalars(select(ApiKey).order_by(ApiKey.name)):
             status = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
             used = f"last used {k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never used"
