@@ -61,14 +61,14 @@ def submit_smear(db, store: ImageStore, pipeline, images, external_id: str, pati
         db.commit()
     except IntegrityError:
         db.rollback()
-        store.remove(created)
+        store.remove_untouched(created)
         first = find_idempotent(db, api_key_id, idempotency_key)
         if first is not None:  # a concurrent retry with the same key won the race
             return first, False
         raise
     except BaseException:
         db.rollback()
-        store.remove(created)
+        store.remove_untouched(created)
         raise
     log.info("smear %s stored: %d cells, call %s", smear_id, result.n_cells, result.call)
     return smear, True

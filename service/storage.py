@@ -2,8 +2,8 @@
 
 A file is written to a temporary name and renamed into place, so a reader never sees half a
 file; writing the same content twice only refreshes the file's modification time. :meth:`ImageStore.put_many`
-reports which files it created, so a failed request can remove exactly those and leave nothing
-half-stored. :meth:`ImageStore.remove_stale` spares files written or reused recently, so a sweep
+reports which files it created, so a failed request can remove exactly those (unless another request
+has reused one since) and leave nothing half-stored. :meth:`ImageStore.remove_stale` spares files written or reused recently, so a sweep
 never removes an image that a request still being stored is about to reference.
 """
 from __future__ import annotations
@@ -34,39 +34,41 @@ class ImageStore:
         matches = list(folder.glob(f"{digest}.*")) if folder.is_dir() else []
         return matches[0] if matches else None
 
-    def put(self, data: bytes) -> tuple[str, bool]:
-        """Store ``data``; returns (sha256, created)."""
+    def put(self, data: bytes) -> tuple[str, int | None]:
+        """Store ``data``; returns (sha256, the new file's st_mtime_ns, or None if the file existed)."""
         digest = sha256(data)
         existing = self.path_for(digest)
         if existing:
-            os.utime(existing)  # marks it in use for remove_stale
-            return digest, False
+            os.utime(existing)  # marks it in use, for remove_stale and remove_untouched
+            return digest, None
         folder = self.root / digest[:2] / digest[2:4]
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".part-")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, folder / f"{digest}{_extension(data)}")
-        return digest, True
+        path = folder / f"{digest}{_extension(data)}"
+        os.replace(tmp, path)
+        return digest, path.stat().st_mtime_ns
 
-    def put_many(self, blobs: list[bytes]) -> tuple[list[str], list[str]]:
-        """Store every blob; returns (digests in order, digests newly created)."""
-        digests, created = [], []
+    def put_many(self, blobs: list[bytes]) -> tuple[list[str], dict[str, int]]:
+        """Store every blob; returns (digests in order, {digest: st_mtime_ns} of the files newly created)."""
+        digests, created = [], {}
         try:
             for data in blobs:
-                digest, new = self.put(data)
+                digest, mtime_ns = self.put(data)
                 digests.append(digest)
-                if new:
-                    created.append(digest)
+                if mtime_ns is not None:
+                    created[digest] = mtime_ns
         except BaseException:
-            self.remove(created)
+            self.remove_untouched(created)
             raise
         return digests, created
 
-    def remove(self, digests: list[str]) -> None:
-        for digest in digests:
+    def remove_untouched(self, created: dict[str, int]) -> None:
+        """Undo :meth:`put_many`: remove the files it created, except those another request has reused since."""
+        for digest, mtime_ns in created.items():
             path = self.path_for(digest)
-            if path:
+            if path and path.stat().st_mtime_ns == mtime_ns:
                 path.unlink(missing_ok=True)
 
     def remove_stale(self, digests: Iterable[str], older_than: float) -> list[str]:

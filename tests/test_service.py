@@ -1,5 +1,6 @@
 """The HTTP service driven through Flask's test client, as a laboratory system would drive it."""
 import io
+import time
 import zipfile
 
 import pytest
@@ -320,3 +321,35 @@ def test_delete_needs_the_submitting_key_and_gc_sweeps_after_the_grace(app, clie
     assert bad.exit_code == 2 and "no-such-id" in bad.output and count_smears(app) == 1
     done = runner.invoke(cli, ["smears", "delete", kept["id"]])
     assert done.exit_code == 0 and count_smears(app) == 0
+
+
+def test_image_store_undo_spares_a_file_another_request_reused(tmp_path):
+    from service.storage import ImageStore, sha256
+    store = ImageStore(tmp_path)
+    _, created = store.put_many([b"cell-a", b"cell-b"])
+    time.sleep(0.01)
+    store.put(b"cell-b")  # a concurrent request stores the same image and will reference it
+    store.remove_untouched(created)
+    assert store.path_for(sha256(b"cell-a")) is None and store.path_for(sha256(b"cell-b")) is not None
+
+
+def test_failed_commit_stores_nothing_and_keeps_earlier_images(app, client, api_key, tiny_pipeline):
+    from service.smears import submit_smear
+    from service.uploads import UploadedImage
+    assert post(client, api_key, smear_form(3, "SLIDE-1")).status_code == 201
+    before = sorted(stored_files(app))
+
+    class FailingCommit:
+        def __init__(self, db):
+            self.db = db
+
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+
+        def commit(self):
+            raise RuntimeError("database went away")
+
+    images = [UploadedImage(f"c{i}.jpg", jpeg_bytes(i)) for i in range(1, 5)]  # shares 2 images with SLIDE-1
+    with app.extensions["mdsdx"]["sessions"]() as db, pytest.raises(RuntimeError):
+        submit_smear(FailingCommit(db), app.extensions["mdsdx"]["store"], tiny_pipeline, images, "SLIDE-2", None, None)
+    assert sorted(stored_files(app)) == before and count_smears(app) == 1
