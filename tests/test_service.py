@@ -51,6 +51,7 @@ def test_openapi_and_docs_have_no_cdn(client):
     assert spec["openapi"].startswith("3.")
     assert {"/v1/smears", "/v1/smears/{smear_id}", "/v1/smears/{smear_id}/fhir", "/v1/smears/{smear_id}/report",
             "/v1/granules"} <= set(spec["paths"])
+    assert {"get", "delete"} <= set(spec["paths"]["/v1/smears/{smear_id}"])
     page = client.get("/docs").get_data(as_text=True)
     assert "http://" not in page and "https://" not in page
     asset = client.get("/docs/static/swagger-ui-bundle.js")
