@@ -1,6 +1,10 @@
 """Temperature scaling and the UNID threshold, fitted on the validation split.
 
-- ``type_temperature`` T minimises the validation NLL of softmax(logits / T) (Guo et al. 2017).
+- ``type_temperature`` T and ``type_bias`` b (17 values, taxonomy order, mean 0) minimise the
+  validation NLL of softmax(logits / T + b): bias-corrected temperature scaling (Alexandari et al.
+  2020). Class-balanced sampling trains the network under a uniform type prior; b restores the
+  prior of the real validation crops (neutrophils far more common than metamyelocytes), which
+  temperature alone cannot. A small L2 penalty (``BIAS_L2``) keeps b finite for a rare type.
 - ``feature_temperature`` likewise for the sigmoid features, over known labels only.
 - ``unid_threshold``: the lowest calibrated top-1 confidence at which the validation cells kept
   are at least ``target_accuracy`` correct, capped so that at most ``max_unid_rate`` of them are
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 from scipy.special import expit, log_softmax, softmax
 
 TARGET_ACCURACY = 0.99
@@ -26,13 +30,28 @@ FEATURE_SPECIFICITY = 0.99
 MIN_FEATURE_AUC = 0.90
 MIN_FEATURE_SENSITIVITY = 0.50
 MIN_LABELLED = 20
+BIAS_L2 = 1e-3
+
+
+def _partial_label_nll(logits: np.ndarray, allowed: np.ndarray) -> float:
+    """Mean -log of the softmax mass on the allowed types; logits and allowed are (n, k)."""
+    lp = log_softmax(logits, axis=1)
+    return float(-np.log(np.maximum((np.exp(lp) * allowed).sum(1), 1e-12)).mean())
 
 
 def fit_type_temperature(logits: np.ndarray, allowed: np.ndarray) -> float:
     def nll(log_t):
-        lp = log_softmax(logits / np.exp(log_t), axis=1)
-        return -np.log(np.maximum((np.exp(lp) * allowed).sum(1), 1e-12)).mean()
+        return _partial_label_nll(logits / np.exp(log_t), allowed)
     return float(np.exp(minimize_scalar(nll, bounds=(-3, 3), method="bounded").x))
+
+
+def fit_type_calibration(logits: np.ndarray, allowed: np.ndarray, t0: float) -> tuple[float, np.ndarray]:
+    """Temperature T and per-type bias b (k,) for logits (n, k), from ``allowed`` (n, k), 1 where a
+    type is a correct answer for the cell; starts from the temperature-only fit ``t0``."""
+    def objective(q):
+        return _partial_label_nll(logits / np.exp(q[0]) + q[1:], allowed) + BIAS_L2 * float(np.sum(q[1:] ** 2))
+    q = minimize(objective, np.r_[np.log(t0), np.zeros(logits.shape[1])], method="L-BFGS-B").x
+    return float(np.exp(q[0])), q[1:] - q[1:].mean()
 
 
 def fit_feature_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
@@ -82,7 +101,8 @@ def choose_feature_thresholds(probs: np.ndarray, targets: np.ndarray, feature_id
 
 
 def calibrate(net, images: np.ndarray, frame: pd.DataFrame, batch_size: int = 128) -> dict:
-    """Fit both temperatures and the UNID threshold on the validation images (n, px, px, 3)."""
+    """Fit the type temperature and bias, the feature temperature, the UNID threshold and the feature
+    thresholds on the validation images (n, px, px, 3)."""
     type_logits, feat_logits = [], []
     for s in range(0, len(images), batch_size):
         out = net(images[s:s + batch_size].astype("float32"), training=False)
@@ -91,14 +111,18 @@ def calibrate(net, images: np.ndarray, frame: pd.DataFrame, batch_size: int = 12
     type_logits, feat_logits = np.concatenate(type_logits), np.concatenate(feat_logits)
     allowed = np.stack(frame["type_target"].values)
     feats = np.stack(frame["feature_target"].values)
-    t_type = fit_type_temperature(type_logits, allowed)
+    t_only = fit_type_temperature(type_logits, allowed)
+    t_type, bias = fit_type_calibration(type_logits, allowed, t_only)
     t_feat = fit_feature_temperature(feat_logits, feats)
     single = allowed.sum(1) == 1
-    probs = softmax(type_logits[single] / t_type, axis=1)
+    probs = softmax(type_logits[single] / t_type + bias, axis=1)
     correct = allowed[single][np.arange(single.sum()), probs.argmax(1)] > 0
     from models.taxonomy import load_taxonomy
     feature_probs = expit(feat_logits / t_feat)
-    return {"type_temperature": t_type, "feature_temperature": t_feat,
+    return {"type_temperature": t_type, "type_bias": [round(float(v), 6) for v in bias],
+            "type_nll_validation": {"temperature_only": _partial_label_nll(type_logits / t_only, allowed),
+                                    "temperature_and_bias": _partial_label_nll(type_logits / t_type + bias, allowed)},
+            "feature_temperature": t_feat,
             "unid_threshold": choose_unid_threshold(probs.max(1), correct),
             "unid_rule": f"lowest confidence keeping >= {TARGET_ACCURACY:.0%} accuracy on validation, "
                          f"at most {MAX_UNID_RATE:.0%} UNID",

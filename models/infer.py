@@ -72,6 +72,7 @@ class CellPredictor:
         self.limits = limits
         cal = self.metadata["calibration"]
         self.type_temperature = float(cal["type_temperature"])
+        self.type_bias = np.asarray(cal.get("type_bias", np.zeros(17)), dtype=np.float64)  # absent before 2026-12
         self.feature_temperature = float(cal["feature_temperature"])
         self.unid_threshold = float(cal["unid_threshold"])
         tax = load_taxonomy()
@@ -162,7 +163,7 @@ class CellPredictor:
         feat_logits = np.concatenate([np.asarray(p[1]) for p in parts])
         embedding = np.concatenate([np.asarray(p[2]) for p in parts])
         attribute_logits = np.concatenate([np.asarray(p[3]) for p in parts])
-        type_probs = softmax(type_logits / self.type_temperature, axis=1)
+        type_probs = softmax(type_logits / self.type_temperature + self.type_bias, axis=1)
         feature_probs = expit(feat_logits / self.feature_temperature)
         feature_probs[:, self.untrained] = np.nan
         confidence = type_probs.max(1)
