@@ -86,7 +86,9 @@ def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_
         },
         "sections": {"Per-type and per-feature tables (held-out test split)": "## Table 2 layout" + tables,
                      "Calibration": (f"Temperature scaling on the validation split: types T = "
-                                     f"{meta['calibration']['type_temperature']:.3f}, features T = "
+                                     f"{meta['calibration']['type_temperature']:.3f}"
+                                     f"{', with a per-type bias (bias-corrected temperature scaling)' if 'type_bias' in meta['calibration'] else ''}"
+                                     f", features T = "
                                      f"{meta['calibration']['feature_temperature']:.3f}. UNID threshold "
                                      f"{meta['calibration']['unid_threshold']:.3f} ({meta['calibration']['unid_rule']})."),
                      "Feature detectors used by the WHO view": _feature_threshold_table(meta["calibration"]),
