@@ -16,6 +16,7 @@ import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -288,5 +289,10 @@ def recalibrate_saved(model_dir: Path, config: TrainConfig) -> dict:
     val = frame[frame["split"] == "val"].reset_index(drop=True)
     images = _decode_all(val["path"].tolist(), int(meta["input"]["shape"][0]), config.threads)
     meta["calibration"] = calibrate(net, images, val)
+    # New probabilities from the same weights: a new version, so reports say which calibration made them.
+    now = datetime.now(timezone.utc)
+    meta.setdefault("weights_version", meta["version"])
+    meta["version"] = f"{meta['weights_version']}-cal{now:%Y%m%d%H%M}"
+    meta["calibration"]["fitted"] = now.isoformat(timespec="seconds")
     (model_dir / "metadata.json").write_text(json.dumps(meta, indent=2))
     return meta["calibration"]

@@ -59,3 +59,29 @@ def test_predictor_applies_the_type_bias(tiny_models, tmp_path):
     assert biased.type_probs[0].argmax() == k
     assert np.isclose(biased.type_probs[0].sum(), 1.0)
     assert np.allclose(biased.embedding, plain.embedding)
+
+
+def test_recalibrating_a_saved_model_gives_it_a_new_version(tmp_path, tiny_models, monkeypatch):
+    """Same weights, new probabilities: the version changes, and the weights' version is kept beside it."""
+    import pandas as pd
+
+    import models.calibrate
+    import models.train
+    from models.train import TrainConfig, recalibrate_saved
+
+    folder = tmp_path / "cellnet"
+    shutil.copytree(tiny_models["cellnet"], folder)
+    (tmp_path / "sim").mkdir()
+    (tmp_path / "sim" / "cells.csv").write_text("path\n")
+    monkeypatch.setattr(models.train, "assemble", lambda config, sim: pd.DataFrame({"path": ["a.jpg"], "split": ["val"]}))
+    monkeypatch.setattr(models.train, "_decode_all", lambda paths, px, threads: np.zeros((len(paths), px, px, 3)))
+    monkeypatch.setattr(models.calibrate, "calibrate", lambda net, images, val: {"type_temperature": 1.5,
+                        "feature_temperature": 1.0, "unid_threshold": 0.4})
+    recalibrate_saved(folder, TrainConfig(simulated_dir=tmp_path / "sim"))
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["weights_version"] == "cellnet-tiny-test"
+    assert meta["version"].startswith("cellnet-tiny-test-cal") and meta["calibration"]["type_temperature"] == 1.5
+    assert "fitted" in meta["calibration"]
+    recalibrate_saved(folder, TrainConfig(simulated_dir=tmp_path / "sim"))
+    again = json.loads((folder / "metadata.json").read_text())
+    assert again["weights_version"] == "cellnet-tiny-test" and again["version"].count("-cal") == 1
