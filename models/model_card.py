@@ -137,8 +137,8 @@ def diagnoser_card(model_dir: Path, commands: list[str], training_notes: str = "
         "limits": ("Trained and evaluated on SIMULATED cohorts whose disease distributions are settings "
                    "(simulate/diseases.yaml), not measurements; performance on patients is unknown. On these cohorts "
                    "the largest SHAP contributions come from the lymphocyte proportion (the simulated AA is "
-                   "lymphocyte-predominant by design), then blasts, pseudo-Pelger-Huët, hypersegmentation and "
-                   "degranulation; real AA and MDS may differ less in lymphocyte share. MDS vs AA only: "
+                   "lymphocyte-predominant by design), then pseudo-Pelger-Huët, degranulation and blasts "
+                   "(heatmap.png, columns by mean |SHAP|); real AA and MDS may differ less in lymphocyte share. MDS vs AA only: "
                    "other cytopenias, infection or treatment effects were not modelled."),
         "libraries": meta["libraries"],
     }
