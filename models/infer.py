@@ -72,7 +72,7 @@ class CellPredictor:
         self.limits = limits
         cal = self.metadata["calibration"]
         self.type_temperature = float(cal["type_temperature"])
-        self.type_bias = np.asarray(cal.get("type_bias", np.zeros(17)), dtype=np.float64)  # absent before 2026-12
+        self.type_bias = np.asarray(cal.get("type_bias", 0.0), dtype=np.float64)  # absent before 2026-12: no bias
         self.feature_temperature = float(cal["feature_temperature"])
         self.unid_threshold = float(cal["unid_threshold"])
         tax = load_taxonomy()
