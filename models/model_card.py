@@ -58,6 +58,8 @@ def _runtime_text(meta: dict, keras_file: str) -> str:
 def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_notes: str = "") -> dict:
     meta = json.loads((Path(model_dir) / "metadata.json").read_text())
     m = json.loads((Path(eval_dir) / "metrics.json").read_text())
+    if m.get("split", "test") != "test":
+        raise ValueError(f"{eval_dir} scored the {m['split']} split; a model card reports the held-out test split")
     size_mb = (Path(model_dir) / "cellnet.keras").stat().st_size / 1e6
     report = (Path(eval_dir) / "report.md").read_text()
     tables = report.split("## Table 2 layout", 1)[1] if "## Table 2 layout" in report else ""

@@ -63,7 +63,7 @@ def _decode_all(paths: list[str], input_px: int, threads: int) -> np.ndarray:
 
 def assemble(config: TrainConfig, simulated_dir: Path) -> pd.DataFrame:
     """One frame of every training image with its targets: real crops and simulated cells."""
-    from simulate.cells import label_vector, parse_feature_string
+    from simulate.cells import allowed_types, label_vector, parse_feature_string
     real = load_all(config.data_root)
     real_rows = pd.DataFrame({"path": real["path"], "split": real["split"], "origin": "real",
                               "key": [t[0] if len(t) == 1 else "+".join(t) for t in real["cell_types"]]})
@@ -74,8 +74,9 @@ def assemble(config: TrainConfig, simulated_dir: Path) -> pd.DataFrame:
     n_attr = len(source_map()["wbcatt_attributes"])
     sim_rows = pd.DataFrame({"path": [str(simulated_dir / p) for p in sim["path"]], "split": sim["split"],
                              "origin": "simulated", "key": sim["cell_type"]})
-    sim_rows["type_target"] = list(type_targets(sim["cell_type"].map(lambda t: (t,))))
-    sim_rows["feature_target"] = [label_vector(t, parse_feature_string(f)) for t, f in zip(sim["cell_type"], sim["features"])]
+    sim_features = [parse_feature_string(f) for f in sim["features"]]
+    sim_rows["type_target"] = list(type_targets(pd.Series([allowed_types(t, f) for t, f in zip(sim["cell_type"], sim_features)])))
+    sim_rows["feature_target"] = [label_vector(t, f) for t, f in zip(sim["cell_type"], sim_features)]
     sim_rows["attribute_target"] = [np.full(n_attr, -1, np.int32)] * len(sim)
     return pd.concat([real_rows, sim_rows], ignore_index=True)
 

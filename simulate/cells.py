@@ -169,6 +169,16 @@ def label_vector(cell_type: str, features: dict[str, int]) -> np.ndarray:
     return out
 
 
+def allowed_types(cell_type: str, features: dict[str, int]) -> tuple[str, ...]:
+    """The types a simulated cell may be called. A transform that rewrites the nucleus shape
+    (pseudo-Pelger, round nucleus, hypersegmentation) also erases what tells a band from a
+    segmented neutrophil, so such a neutrophil is only known to be one of the two."""
+    nuclear = {t.feature_id for t in TRANSFORMS.values() if t.nuclear and cell_type in t.cell_types}
+    if any(features.get(f, 0) > 0 for f in nuclear):
+        return tuple(sorted({ct for t in TRANSFORMS.values() if t.nuclear for ct in t.cell_types}))
+    return (cell_type,)
+
+
 def parse_feature_string(text: str) -> dict[str, int]:
     """Inverse of :meth:`SimulatedCell.feature_string`."""
     if not isinstance(text, str) or not text.strip():

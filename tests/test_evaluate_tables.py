@@ -20,3 +20,13 @@ def test_table2_scores_real_and_simulated_cells_apart():
     assert table.loc["SNE", "sensitivity_simulated"] == pytest.approx(1 / 3)
     assert table.loc["VLY", "n_real"] == 0 and np.isnan(table.loc["VLY", "sensitivity_real"])
     assert list(table.index) == list(tax.type_abbrs)
+
+
+def test_a_model_card_refuses_a_validation_split_evaluation(tmp_path):
+    import json
+
+    from models.model_card import cellnet_card
+    (tmp_path / "metadata.json").write_text(json.dumps({"version": "v"}))
+    (tmp_path / "metrics.json").write_text(json.dumps({"split": "val"}))
+    with pytest.raises(ValueError, match="val split"):
+        cellnet_card(tmp_path, tmp_path, commands=[])

@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 from conftest import needs_shared_data, synthetic_cell
 from models.taxonomy import load_taxonomy
 from service.cli import cli
-from simulate.cells import label_vector, parse_feature_string, simulated_feature_ids
+from simulate.cells import allowed_types, label_vector, parse_feature_string, simulated_feature_ids
 from simulate.cohort import CohortConfig, load_disease_config, plan_cohort
 from simulate.partition import COHORT_SPLITS
 from simulate.segment import segment_cell
@@ -161,6 +161,16 @@ def test_labels_agree_with_taxonomy():
     assert label_vector("SNE", {"neu_degranulation": 1})[tax.feature_index("neu_degranulation")] == -1
     assert parse_feature_string("neu_degranulation:2;plt_giant:1") == {"neu_degranulation": 2, "plt_giant": 1}
     assert set(simulated_feature_ids()) == {t.feature_id for t in TRANSFORMS.values()}
+
+
+def test_a_rewritten_nucleus_leaves_only_neutrophil_as_the_type_label():
+    # band vs segmented is read from the nucleus; a transform that redraws it erases that truth
+    for feature in ("neu_pseudo_pelger", "neu_spherical_nucleus", "neu_hypersegmentation"):
+        assert allowed_types("SNE", {feature: 2}) == ("BNE", "SNE")
+        assert allowed_types("BNE", {feature: 1, "neu_degranulation": 3}) == ("BNE", "SNE")
+    assert allowed_types("SNE", {"neu_degranulation": 3, "neu_toxic_granulation": 1}) == ("SNE",)
+    assert allowed_types("BNE", {"neu_pseudo_pelger": 0}) == ("BNE",)
+    assert allowed_types("LP", {"plt_giant": 3}) == ("LP",)
 
 
 def test_disease_config_and_plans_are_deterministic():

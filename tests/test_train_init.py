@@ -46,3 +46,20 @@ def test_missing_or_mismatched_weights_are_clear_errors(tmp_path):
     wider_trainer.save_weights(str(tmp_path / "wider.weights.h5"))
     with pytest.raises(InvalidInput, match="do not fit"):
         load_initial_weights(net, trainer, tmp_path / "wider.weights.h5")
+
+
+def test_training_frame_gives_a_rewritten_neutrophil_a_partial_type_label(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import models.train
+    from models.taxonomy import load_taxonomy
+    real = pd.DataFrame({"path": ["r.jpg"], "split": ["train"], "cell_types": [("MY",)]})
+    monkeypatch.setattr(models.train, "load_all", lambda root: real)
+    pd.DataFrame({"path": ["train/a.jpg", "train/b.jpg"], "cell_type": ["SNE", "BNE"],
+                  "features": ["neu_pseudo_pelger:2", "neu_degranulation:3"], "split": ["train", "train"],
+                  "source_file": ["x", "y"]}).to_csv(tmp_path / "cells.csv", index=False)
+    frame = models.train.assemble(models.train.TrainConfig(), tmp_path)
+    abbrs = load_taxonomy().type_abbrs
+    allowed = [{abbrs[i] for i in np.flatnonzero(t)} for t in frame["type_target"]]
+    assert allowed == [{"MY"}, {"SNE", "BNE"}, {"BNE"}]
+    assert list(frame["key"]) == ["MY", "SNE", "BNE"]  # sampling still balances on the drawn type
