@@ -1,0 +1,145 @@
+"""Refit of the stage-1 WBCAtt attribute head on frozen embeddings (``mdsdx train attributes``).
+
+The head is one Dense layer on the 512-d pooled embedding, trained jointly with the rest of the
+network at a loss weight of 0.5 beside types and features. Here each attribute gets its own
+multinomial logistic regression on the embeddings of the unaugmented train-split crops, with its
+L2 strength chosen by stratified cross-validation on the train split only; the coefficients are
+written back into the same Dense layer, so the model's architecture, size and speed are unchanged
+and the type and feature outputs are untouched.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+ABSENT_LOGIT_MARGIN = 10.0  # a value no train crop shows sits this far below the others' biases
+
+
+@dataclass(frozen=True)
+class AttributeHeadConfig:
+    """Search grid and cross-validation of the per-attribute logistic regressions."""
+    cs: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0)   # inverse L2 strengths tried
+    folds: int = 5
+    seed: int = 0
+    max_iter: int = 3000
+    batch_size: int = 64
+
+
+def fit_attribute_head(embeddings: np.ndarray, targets: np.ndarray, group_sizes: list[int],
+                       config: AttributeHeadConfig = AttributeHeadConfig()) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Fit the head's ``kernel`` (d, sum(group_sizes)) and ``bias`` (sum,) and return them with the C
+    chosen for each attribute.
+
+    ``embeddings`` (n, d) float; ``targets`` (n, len(group_sizes)) int, the value index of each
+    attribute or -1 where the crop has no label.
+    """
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+    d = embeddings.shape[1]
+    kernel = np.zeros((d, sum(group_sizes)), np.float32)
+    bias = np.zeros(sum(group_sizes), np.float32)
+    chosen: list[float] = []
+    start = 0
+    for j, size in enumerate(group_sizes):
+        known = targets[:, j] >= 0
+        x, y = embeddings[known], targets[known, j]
+        classes, counts = np.unique(y, return_counts=True)
+        cols = slice(start, start + size)
+        if len(classes) < 2:
+            group_bias = np.full(size, -ABSENT_LOGIT_MARGIN, np.float32)
+            group_bias[classes] = 0.0
+            bias[cols] = group_bias
+            chosen.append(float("nan"))
+            start += size
+            continue
+        folds = min(config.folds, int(counts.min()))
+        if folds >= 2:
+            cv = StratifiedKFold(folds, shuffle=True, random_state=config.seed)
+            with warnings.catch_warnings():  # scikit-learn 1.9 announces new defaults; accuracy is set explicitly
+                warnings.simplefilter("ignore", FutureWarning)
+                clf = LogisticRegressionCV(Cs=list(config.cs), cv=cv, scoring="accuracy", max_iter=config.max_iter).fit(x, y)
+            c = float(np.atleast_1d(clf.C_)[0])
+        else:  # a value seen once: no fold can hold it out, so take the middle of the grid
+            c = float(config.cs[len(config.cs) // 2])
+            clf = LogisticRegression(C=c, max_iter=config.max_iter).fit(x, y)
+        chosen.append(c)
+        coef, intercept = clf.coef_, clf.intercept_
+        if len(classes) == 2:  # sklearn gives one logit for two classes: softmax([0, z]) = sigmoid(z)
+            coef = np.vstack([np.zeros_like(coef), coef])
+            intercept = np.array([0.0, intercept[0]])
+        group_kernel = np.zeros((d, size), np.float32)
+        group_bias = np.full(size, intercept.min() - ABSENT_LOGIT_MARGIN, np.float32)
+        group_kernel[:, classes] = coef.T
+        group_bias[classes] = intercept
+        kernel[:, cols], bias[cols] = group_kernel, group_bias
+        start += size
+    return kernel, bias, chosen
+
+
+def _embeddings(net, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    out = net.predict(images.astype("float32"), batch_size=batch_size, verbose=0)
+    return np.asarray(out["embedding"]), np.asarray(out["attributes"])
+
+
+def _accuracy(logits: np.ndarray, targets: np.ndarray, group_sizes: list[int]) -> list[float]:
+    accs, start = [], 0
+    for j, size in enumerate(group_sizes):
+        known = targets[:, j] >= 0
+        pred = logits[:, start:start + size].argmax(1)
+        accs.append(float((pred[known] == targets[known, j]).mean()) if known.any() else float("nan"))
+        start += size
+    return accs
+
+
+def refit_saved(model_dir: Path, data_root: Path | None = None,
+                config: AttributeHeadConfig = AttributeHeadConfig(), threads: int = 2) -> dict:
+    """Refit the attribute head of the stage-1 model in ``model_dir`` in place and return the
+    validation-split accuracy of each attribute before and after."""
+    import json
+
+    from models.artifact import ONNX_FILE, ONNX_OUTPUTS, load_cellnet, onnx_record
+    from models.datasets import attribute_targets, load_all, source_map
+    from models.errors import InvalidInput
+    from models.runtime import export_onnx
+    from models.train import _decode_all
+    model_dir = Path(model_dir)
+    net, meta = load_cellnet(model_dir)
+    px = int(meta["input"]["shape"][0])
+    vocab = source_map()["wbcatt_attributes"]
+    group_sizes = [len(v) for v in vocab.values()]
+    real = load_all(data_root)
+    targets = attribute_targets(real)
+    labelled = (targets >= 0).any(1)
+    split = {s: np.flatnonzero(labelled & (real["split"].values == s)) for s in ("train", "val")}
+    if len(split["train"]) == 0:
+        raise InvalidInput("no train-split crop has WBCAtt attributes; check --data-root")
+    emb, old_logits = {}, {}
+    for s, idx in split.items():
+        log.info("embedding %d %s crops with WBCAtt attributes", len(idx), s)
+        emb[s], old_logits[s] = _embeddings(net, _decode_all(real["path"].iloc[idx].tolist(), px, threads), config.batch_size)
+    kernel, bias, chosen = fit_attribute_head(emb["train"], targets[split["train"]], group_sizes, config)
+    net.get_layer("attributes").set_weights([kernel, bias])
+    val_t = targets[split["val"]]
+    before = _accuracy(old_logits["val"], val_t, group_sizes)
+    after = _accuracy(emb["val"] @ kernel + bias, val_t, group_sizes)
+
+    net.save(model_dir / "cellnet.keras")
+    onnx_path = export_onnx(net, model_dir / ONNX_FILE, px, outputs=ONNX_OUTPUTS)
+    now = datetime.now(timezone.utc)
+    meta["version"] = f"{meta['version']}-att{now:%Y%m%d%H%M}"
+    meta["weights_version"] = meta["version"]  # the attribute weights changed
+    report = {"fitted": now.isoformat(timespec="seconds"), "config": asdict(config), "n_train": int(len(split["train"])),
+              "n_val": int(len(split["val"])), "c": dict(zip(vocab, chosen)),
+              "val_accuracy_before": dict(zip(vocab, before)), "val_accuracy_after": dict(zip(vocab, after)),
+              "val_mean_before": float(np.nanmean(before)), "val_mean_after": float(np.nanmean(after))}
+    meta["attribute_head"] = report
+    meta["runtime"] = onnx_record(onnx_path)
+    (model_dir / "metadata.json").write_text(json.dumps(meta, indent=2))
+    return report
