@@ -83,9 +83,12 @@ def fit_attribute_head(embeddings: np.ndarray, targets: np.ndarray, group_sizes:
     return kernel, bias, chosen
 
 
-def _embeddings(net, images: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    out = net.predict(images.astype("float32"), batch_size=batch_size, verbose=0)
-    return np.asarray(out["embedding"]), np.asarray(out["attributes"])
+def _embeddings(net, images: np.ndarray, batch_size: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings (n, d) and attribute logits (n, 31) of uint8 images, converted to float a chunk at a time."""
+    parts = [net.predict(images[i:i + chunk].astype("float32"), batch_size=batch_size, verbose=0)
+             for i in range(0, len(images), chunk)]
+    return (np.concatenate([np.asarray(p["embedding"]) for p in parts]),
+            np.concatenate([np.asarray(p["attributes"]) for p in parts]))
 
 
 def _accuracy(logits: np.ndarray, targets: np.ndarray, group_sizes: list[int]) -> list[float]:

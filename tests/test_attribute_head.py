@@ -41,3 +41,13 @@ def test_written_back_into_the_network_the_head_gives_the_same_logits():
     bias = np.linspace(-1, 1, size).astype(np.float32)
     net.get_layer("attributes").set_weights([kernel, bias])
     np.testing.assert_allclose(np.asarray(net(images, training=False)["attributes"]), emb @ kernel + bias, rtol=1e-4, atol=1e-4)
+
+
+def test_embeddings_are_computed_in_chunks_in_order():
+    from models.attribute_head import _embeddings
+    net = build_cellnet(CellNetConfig(input_px=32, width=4, middle_width=16, middle_blocks=1, exit_width=32))
+    images = np.random.default_rng(3).integers(0, 255, (5, 32, 32, 3)).astype(np.uint8)
+    emb, logits = _embeddings(net, images, batch_size=2, chunk=2)
+    whole = net.predict(images.astype("float32"), verbose=0)
+    np.testing.assert_allclose(emb, np.asarray(whole["embedding"]), rtol=1e-4, atol=1e-5)
+    assert logits.shape == (5, np.asarray(whole["attributes"]).shape[1])
