@@ -85,20 +85,12 @@ def fit_attribute_head(embeddings: np.ndarray, targets: np.ndarray, group_sizes:
 
 def _embeddings(net, images: np.ndarray, batch_size: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings (n, d) and attribute logits (n, 31) of uint8 images, converted to float a chunk at a time."""
+    if len(images) == 0:
+        return np.zeros((0, net.get_layer("embedding").output.shape[-1])), np.zeros((0, net.get_layer("attributes").units))
     parts = [net.predict(images[i:i + chunk].astype("float32"), batch_size=batch_size, verbose=0)
              for i in range(0, len(images), chunk)]
     return (np.concatenate([np.asarray(p["embedding"]) for p in parts]),
             np.concatenate([np.asarray(p["attributes"]) for p in parts]))
-
-
-def _accuracy(logits: np.ndarray, targets: np.ndarray, group_sizes: list[int]) -> list[float]:
-    accs, start = [], 0
-    for j, size in enumerate(group_sizes):
-        known = targets[:, j] >= 0
-        pred = logits[:, start:start + size].argmax(1)
-        accs.append(float((pred[known] == targets[known, j]).mean()) if known.any() else float("nan"))
-        start += size
-    return accs
 
 
 def refit_saved(model_dir: Path, data_root: Path | None = None,
@@ -110,6 +102,7 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
     from models.artifact import ONNX_FILE, ONNX_OUTPUTS, load_cellnet, onnx_record
     from models.datasets import attribute_targets, load_all, source_map
     from models.errors import InvalidInput
+    from models.evaluate import _attribute_accuracy
     from models.runtime import export_onnx
     from models.train import _decode_all
     model_dir = Path(model_dir)
@@ -130,8 +123,8 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
     kernel, bias, chosen = fit_attribute_head(emb["train"], targets[split["train"]], group_sizes, config)
     net.get_layer("attributes").set_weights([kernel, bias])
     val_t = targets[split["val"]]
-    before = _accuracy(old_logits["val"], val_t, group_sizes)
-    after = _accuracy(emb["val"] @ kernel + bias, val_t, group_sizes)
+    before = _attribute_accuracy(old_logits["val"], val_t)
+    after = _attribute_accuracy(emb["val"] @ kernel + bias, val_t)
 
     net.save(model_dir / "cellnet.keras")
     onnx_path = export_onnx(net, model_dir / ONNX_FILE, px, outputs=ONNX_OUTPUTS)
@@ -140,8 +133,9 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
     meta["weights_version"] = meta["version"]  # the attribute weights changed
     report = {"fitted": now.isoformat(timespec="seconds"), "config": asdict(config), "n_train": int(len(split["train"])),
               "n_val": int(len(split["val"])), "c": dict(zip(vocab, chosen)),
-              "val_accuracy_before": dict(zip(vocab, before)), "val_accuracy_after": dict(zip(vocab, after)),
-              "val_mean_before": float(np.nanmean(before)), "val_mean_after": float(np.nanmean(after))}
+              "val_accuracy_before": before, "val_accuracy_after": after,
+              "val_mean_before": float(np.nanmean(list(before.values()))),
+              "val_mean_after": float(np.nanmean(list(after.values())))}
     meta["attribute_head"] = report
     meta["runtime"] = onnx_record(onnx_path)
     (model_dir / "metadata.json").write_text(json.dumps(meta, indent=2))

@@ -1,5 +1,6 @@
 """The WBCAtt attribute head refitted on frozen embeddings (``mdsdx train attributes``)."""
 import numpy as np
+import pytest
 
 from models.attribute_head import AttributeHeadConfig, fit_attribute_head
 from models.cellnet import CellNetConfig, build_cellnet
@@ -51,3 +52,36 @@ def test_embeddings_are_computed_in_chunks_in_order():
     whole = net.predict(images.astype("float32"), verbose=0)
     np.testing.assert_allclose(emb, np.asarray(whole["embedding"]), rtol=1e-4, atol=1e-5)
     assert logits.shape == (5, np.asarray(whole["attributes"]).shape[1])
+
+
+def test_refit_rewrites_the_saved_model_and_its_version(tmp_path, tiny_models, monkeypatch):
+    import json
+    import shutil
+
+    import pandas as pd
+    from PIL import Image
+
+    import models.datasets
+    from conftest import synthetic_cell
+    from models.artifact import load_cellnet
+    from models.attribute_head import refit_saved
+    from models.errors import InvalidInput
+    model = tmp_path / "cellnet"
+    shutil.copytree(tiny_models["cellnet"], model)
+    rows = []
+    for i in range(24):
+        path = tmp_path / f"c{i}.jpg"
+        Image.fromarray(synthetic_cell(64, seed=i)).save(path)
+        rows.append({"path": str(path), "split": "val" if i >= 18 else "train",
+                     "cell_size": ["small", "big"][i % 2], "granularity": ["no", "yes"][(i // 2) % 2]})
+    monkeypatch.setattr(models.datasets, "load_all", lambda root: pd.DataFrame(rows))
+    before = json.loads((model / "metadata.json").read_text())["version"]
+    report = refit_saved(model, config=AttributeHeadConfig(cs=(1.0,), folds=2))
+    net, meta = load_cellnet(model)
+    assert meta["version"].startswith(before + "-att") and meta["weights_version"] == meta["version"]
+    assert report["n_train"] == 18 and report["n_val"] == 6 and set(report["c"]) == set(meta["attribute_head"]["c"])
+    kernel, bias = net.get_layer("attributes").get_weights()
+    assert bias[:2].std() > 0  # cell_size now fitted; unlabelled attributes keep zero weights
+    monkeypatch.setattr(models.datasets, "load_all", lambda root: pd.DataFrame(rows).assign(split="test"))
+    with pytest.raises(InvalidInput, match="WBCAtt"):
+        refit_saved(model, config=AttributeHeadConfig(cs=(1.0,), folds=2))
