@@ -37,9 +37,6 @@ def save_cellnet(net, net_config, out: Path, calibration: dict, trained_features
                  version: str | None = None) -> Path:
     tax = load_taxonomy()
     Path(out).mkdir(parents=True, exist_ok=True)
-    path = Path(out) / "cellnet.keras"
-    net.save(path)
-    onnx_path = export_onnx(net, Path(out) / ONNX_FILE, net_config.input_px, outputs=ONNX_OUTPUTS)
     meta = {
         "format": FORMAT,
         "version": version or datetime.now(timezone.utc).strftime("cellnet-%Y%m%d-%H%M"),
@@ -52,10 +49,9 @@ def save_cellnet(net, net_config, out: Path, calibration: dict, trained_features
         "trained_features": trained_features,
         "calibration": calibration,
         "training": training,
-        "runtime": onnx_record(onnx_path),
     }
-    (Path(out) / "metadata.json").write_text(json.dumps(meta, indent=2))
-    return path
+    resave_cellnet(net, Path(out), meta)
+    return Path(out) / "cellnet.keras"
 
 
 def read_metadata(model_dir: Path) -> dict:
@@ -126,6 +122,16 @@ def checked_onnx_path(model_dir: Path, meta: dict) -> Path | None:
     if sha256_of(path) != record.get("onnx_sha256"):
         raise ModelLoadError(f"{path}: checksum differs from metadata.json; re-export it with `mdsdx train onnx {model_dir}`")
     return path
+
+
+def resave_cellnet(net, model_dir: Path, meta: dict) -> None:
+    """Write an existing stage-1 folder again after its weights changed: ``cellnet.keras``, its ONNX
+    export and ``metadata.json`` (``meta`` with the new runtime record)."""
+    model_dir = Path(model_dir)
+    net.save(model_dir / "cellnet.keras")
+    onnx_path = export_onnx(net, model_dir / ONNX_FILE, int(meta["input"]["shape"][0]), outputs=ONNX_OUTPUTS)
+    meta["runtime"] = onnx_record(onnx_path)
+    (model_dir / "metadata.json").write_text(json.dumps(meta, indent=2))
 
 
 def add_onnx(model_dir: Path) -> Path:

@@ -97,13 +97,10 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
                 config: AttributeHeadConfig = AttributeHeadConfig(), threads: int = 2) -> dict:
     """Refit the attribute head of the stage-1 model in ``model_dir`` in place and return the
     validation-split accuracy of each attribute before and after."""
-    import json
-
-    from models.artifact import ONNX_FILE, ONNX_OUTPUTS, load_cellnet, onnx_record
+    from models.artifact import load_cellnet, resave_cellnet
     from models.datasets import attribute_targets, load_all, source_map
     from models.errors import InvalidInput
     from models.evaluate import _attribute_accuracy
-    from models.runtime import export_onnx
     from models.train import _decode_all
     model_dir = Path(model_dir)
     net, meta = load_cellnet(model_dir)
@@ -126,8 +123,6 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
     before = _attribute_accuracy(old_logits["val"], val_t)
     after = _attribute_accuracy(emb["val"] @ kernel + bias, val_t)
 
-    net.save(model_dir / "cellnet.keras")
-    onnx_path = export_onnx(net, model_dir / ONNX_FILE, px, outputs=ONNX_OUTPUTS)
     now = datetime.now(timezone.utc)
     meta["version"] = f"{meta['version']}-att{now:%Y%m%d%H%M}"
     meta["weights_version"] = meta["version"]  # the attribute weights changed
@@ -137,6 +132,5 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
               "val_mean_before": float(np.nanmean(list(before.values()))),
               "val_mean_after": float(np.nanmean(list(after.values())))}
     meta["attribute_head"] = report
-    meta["runtime"] = onnx_record(onnx_path)
-    (model_dir / "metadata.json").write_text(json.dumps(meta, indent=2))
+    resave_cellnet(net, model_dir, meta)
     return report

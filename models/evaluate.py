@@ -143,13 +143,13 @@ def evaluate_cells(out: Path, model_dir: Path | None = None, data_root: Path | N
         sim = sim[sim["split"] == split].reset_index(drop=True)
         log.info("predicting %d simulated %s cells", len(sim), split)
         sp = predictor.predict_files([str(Path(simulated_dir) / p) for p in sim["path"]])
+        sim_features = [parse_feature_string(f) for f in sim["features"]]
         # a neutrophil whose nucleus a transform rewrote has no band / segmented truth: left out of Table 2
-        fine_known = np.array([len(allowed_types(t, parse_feature_string(f))) == 1
-                               for t, f in zip(sim["cell_type"], sim["features"])], bool)
+        fine_known = np.array([len(allowed_types(t, f)) == 1 for t, f in zip(sim["cell_type"], sim_features)], bool)
         sim_true = sim["cell_type"].values[fine_known]
         sim_pred = np.array(tax.type_abbrs)[sp.type_probs.argmax(1)][fine_known]
         sim_emb = sp.embedding[fine_known]
-        targets = np.stack([label_vector(t, parse_feature_string(f)) for t, f in zip(sim["cell_type"], sim["features"])])
+        targets = np.stack([label_vector(t, f) for t, f in zip(sim["cell_type"], sim_features)])
         for j, fid in enumerate(tax.feature_ids):
             known = targets[:, j] >= 0
             if known.any() and not np.isnan(sp.feature_probs[known, j]).all():
