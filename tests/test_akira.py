@@ -147,6 +147,39 @@ def test_tiny_end_to_end(tmp_path):
     assert pd.read_csv(labels_dir / "labels.csv").equals(table)  # nothing half-applied
 
 
+def test_weight_average_warms_up_and_swaps():
+    import tensorflow as tf
+    from models.akira.train import WeightAverage
+    v = tf.Variable([0.0, 2.0])
+    ema = WeightAverage([v], decay=0.5)
+    v.assign([1.0, 1.0])
+    ema.update()  # decay min(0.5, 2/11): the average moves most of the way at the start
+    np.testing.assert_allclose(ema.shadow[0].numpy(), [9 / 11, 13 / 11], rtol=1e-6)
+    v.assign([3.0, 3.0])
+    ema.update()  # now min(0.5, 3/12) = 0.25
+    expected = 0.25 * np.array([9 / 11, 13 / 11]) + 0.75 * 3.0
+    live = ema.swap_in()
+    np.testing.assert_allclose(v.numpy(), expected, rtol=1e-6)
+    ema.restore(live)
+    np.testing.assert_allclose(v.numpy(), [3.0, 3.0])
+    with pytest.raises(ValueError):
+        WeightAverage([v], decay=1.0)
+
+
+def test_cv_in_two_worker_processes_matches_one(tmp_path):
+    from models.akira.train import AkiraTrainConfig, cross_validate
+    _tiny_table(tmp_path / "labels")
+    config = AkiraTrainConfig(input_px=48, width=8, middle_width=32, middle_blocks=1, epochs=1, folds=2,
+                              init_from_cellnet=None, ema_decay=0.9)
+    cross_validate(tmp_path / "labels", tmp_path / "one", config, workers=1)
+    cross_validate(tmp_path / "labels", tmp_path / "two", config, workers=2)  # both folds at once
+    one = pd.read_csv(tmp_path / "one" / "cv_predictions.csv")
+    two = pd.read_csv(tmp_path / "two" / "cv_predictions.csv")
+    assert len(one) == 36 and set(one["fold"]) == {0, 1}
+    pd.testing.assert_frame_equal(one, two)
+    assert not list((tmp_path / "two").glob("*.part"))
+
+
 def test_paper_config_builds_resnet152():
     from models.akira.net import AkiraConfig, build_akira
     model = build_akira(AkiraConfig(backbone="paper", input_px=64))

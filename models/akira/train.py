@@ -55,6 +55,9 @@ class AkiraTrainConfig:
     folds: int = 5
     val_fraction: float = 0.1
     seed: int = 0
+    # Exponential moving average of the weights, updated after every step (None: off). Validation, the
+    # best-epoch choice and the saved model then use the averaged weights. Not in the paper.
+    ema_decay: float | None = None
 
     def net(self) -> AkiraConfig:
         return AkiraConfig(backbone=self.backbone, input_px=self.input_px, width=self.width,
@@ -102,6 +105,9 @@ def fit_akira(images: list[np.ndarray], y: np.ndarray, train_idx: np.ndarray, va
     opt_head = keras.optimizers.AdamW(config.head_lr, **adam)
     weights = labels.loss_weights()
 
+    averaged = [v for v in model.weights if "float" in str(v.dtype)]  # trainables and BatchNorm statistics
+    ema = WeightAverage(averaged, config.ema_decay) if config.ema_decay else None
+
     @tf.function(reduce_retracing=True)
     def step(x, t):
         with tf.GradientTape() as tape:
@@ -109,6 +115,8 @@ def fit_akira(images: list[np.ndarray], y: np.ndarray, train_idx: np.ndarray, va
         grads = tape.gradient(loss, bvars + hvars)
         opt_backbone.apply_gradients(zip(grads[:len(bvars)], bvars))
         opt_head.apply_gradients(zip(grads[len(bvars):], hvars))
+        if ema is not None:
+            ema.update()
         return loss
 
     @tf.function(reduce_retracing=True)
@@ -132,16 +140,52 @@ def fit_akira(images: list[np.ndarray], y: np.ndarray, train_idx: np.ndarray, va
                 if k + 1 < len(batches):
                     pending = ex.submit(make, batches[k + 1])
                 losses.append(float(step(x, t)))
+        live = ema.swap_in() if ema is not None else None
         val_loss = float("nan")
         if val_views is not None:
             pred = np.concatenate([np.asarray(predict(val_views[s:s + 64])) for s in range(0, len(val_views), 64)])
             val_loss = float(np.mean(weights * (pred - y[val_idx]) ** 4))
-        log.info("%sepoch %d/%d: train %.4f, val %.4f (%d images)", log_prefix, epoch + 1, config.epochs,
-                 np.mean(losses), val_loss, len(epoch_idx))
+        log.info("%sepoch %d/%d: train %.4f, val %.4f%s (%d images)", log_prefix, epoch + 1, config.epochs,
+                 np.mean(losses), val_loss, " (averaged weights)" if ema is not None else "", len(epoch_idx))
         if val_views is None or val_loss < best_loss:
             best_loss, best_weights = val_loss, model.get_weights()
+        if live is not None:
+            ema.restore(live)
     model.set_weights(best_weights)
     return model, best_loss
+
+
+class WeightAverage:
+    """An exponential moving average of some model variables, with the usual warm-up: the decay after
+    ``n`` updates is ``min(decay, (1 + n) / (10 + n))``, so early averages are not dominated by the start."""
+
+    def __init__(self, variables: list, decay: float):
+        import tensorflow as tf
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"ema_decay must be between 0 and 1, not {decay}")
+        self.variables = list(variables)
+        self.decay = decay
+        self.shadow = [tf.Variable(v, trainable=False) for v in self.variables]
+        self.updates = tf.Variable(0.0, trainable=False)
+
+    def update(self) -> None:
+        """One averaging step; callable inside a ``tf.function``."""
+        import tensorflow as tf
+        self.updates.assign_add(1.0)
+        d = tf.minimum(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        for s, v in zip(self.shadow, self.variables):
+            s.assign(d * s + (1.0 - d) * tf.cast(v, s.dtype))
+
+    def swap_in(self) -> list[np.ndarray]:
+        """Load the averaged values into the model; returns the live values for :meth:`restore`."""
+        live = [np.asarray(v) for v in self.variables]
+        for s, v in zip(self.shadow, self.variables):
+            v.assign(np.asarray(s))
+        return live
+
+    def restore(self, live: list[np.ndarray]) -> None:
+        for value, v in zip(live, self.variables):
+            v.assign(value)
 
 
 def _split(y: np.ndarray, config: AkiraTrainConfig):
@@ -154,20 +198,55 @@ def _split(y: np.ndarray, config: AkiraTrainConfig):
         yield fold, train_part[tr], train_part[va], test_idx
 
 
-def cross_validate(labels_dir: Path, out: Path, config: AkiraTrainConfig) -> dict:
-    """5-fold CV: writes ``cv_predictions.csv`` (raw outputs, view spread, gated scores) and ``metrics.json``."""
-    from models.akira.infer import GranuleScorer
-    labels = load_labels()
+def cross_validate(labels_dir: Path, out: Path, config: AkiraTrainConfig, workers: int = 1) -> dict:
+    """5-fold CV: writes ``fold<k>.csv`` per finished fold (a rerun resumes), ``cv_predictions.csv`` (raw
+    outputs, view spread, gated scores) and ``metrics.json``.
+
+    ``workers`` > 1 trains that many folds at once in separate processes, each with an equal share of
+    the CPU cores: at batch size 10 one process keeps 2 cores only partly busy (one step takes 158 ms
+    on 1 core against 117 ms on 2), so 2 workers finish a CV about 1.4 times sooner.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    todo = [k for k in range(config.folds) if not (out / f"fold{k}.csv").is_file()]
+    if workers <= 1 or len(todo) <= 1:
+        _run_folds(labels_dir, out, config, todo)
+    else:
+        import multiprocessing
+        import os
+        from concurrent.futures import ProcessPoolExecutor
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_worker_setup, initargs=(threads,)) as pool:
+            for job in [pool.submit(_run_folds, labels_dir, out, config, [k]) for k in todo]:
+                job.result()
+    predictions = pd.concat([pd.read_csv(out / f"fold{k}.csv") for k in range(config.folds)], ignore_index=True)
+    predictions.to_csv(out / "cv_predictions.csv", index=False)
+    metrics = metrics_from_scores(predictions["true_dg"], predictions["dg_score"])
+    metrics["data"] = "DG grades SIMULATED by mdsdx on real neutrophil crops"
+    metrics["config"] = asdict(config)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _worker_setup(threads: int) -> None:
+    import tensorflow as tf
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _run_folds(labels_dir: Path, out: Path, config: AkiraTrainConfig, folds: list[int]) -> None:
+    """Train and score the given CV folds, writing ``out/fold<k>.csv`` for each."""
+    from models.akira.infer import GranuleScorer
+    if not folds:
+        return
+    labels = load_labels()
     table = read_label_table(Path(labels_dir) / "labels.csv")
     images = _load_images(table, Path(labels_dir) / "images")
     y = table[list(labels.ids)].values.astype("float32")
-    rows = []
     for fold, train_idx, val_idx, test_idx in _split(y, config):
-        done = out / f"fold{fold}.csv"
-        if done.is_file():  # resume: a finished fold is kept
-            rows.append(pd.read_csv(done))
+        if fold not in folds:
             continue
         model, _ = fit_akira(images, y, train_idx, val_idx, config, log_prefix=f"fold {fold + 1}/{config.folds} ")
         scores = GranuleScorer(model=model, input_px=config.input_px).score_arrays([images[i] for i in test_idx])
@@ -176,15 +255,9 @@ def cross_validate(labels_dir: Path, out: Path, config: AkiraTrainConfig) -> dic
                              "dg_score": scores.dg_score, "dg_grade": scores.dg_grade, "category": scores.category})
         part = pd.concat([part, pd.DataFrame(scores.outputs, columns=[f"out_{i}" for i in labels.ids]),
                           pd.DataFrame(scores.view_spread, columns=[f"spread_{i}" for i in labels.ids])], axis=1)
-        part.to_csv(done, index=False)
-        rows.append(part)
-    predictions = pd.concat(rows, ignore_index=True)
-    predictions.to_csv(out / "cv_predictions.csv", index=False)
-    metrics = metrics_from_scores(predictions["true_dg"], predictions["dg_score"])
-    metrics["data"] = "DG grades SIMULATED by mdsdx on real neutrophil crops"
-    metrics["config"] = asdict(config)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
+        partial = out / f"fold{fold}.csv.part"
+        part.to_csv(partial, index=False)
+        partial.replace(out / f"fold{fold}.csv")  # a fold file is whole or absent
 
 
 def train_final(labels_dir: Path, out: Path, config: AkiraTrainConfig) -> Path:

@@ -52,13 +52,15 @@ def train(labels_dir: Path, out: Path, config_file, paper: bool, epochs) -> None
 @config_option()
 @click.option("--paper", is_flag=True, help="Paper-faithful ResNet-152 at 224 px and learning rates.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the number of epochs.")
-def cv(labels_dir: Path, out: Path, config_file, paper: bool, epochs) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Folds trained at once, in separate processes sharing the CPU cores.")
+def cv(labels_dir: Path, out: Path, config_file, paper: bool, epochs, workers: int) -> None:
     """5-fold cross-validation (iterative multilabel stratification); prints the DG metrics as JSON."""
     setup_logging()
     from models.akira.train import PAPER_OVERRIDES, AkiraTrainConfig, cross_validate
     overrides = PAPER_OVERRIDES if paper else {}
     config = load_dataclass_config(AkiraTrainConfig, config_file, epochs=epochs, **overrides)
-    metrics = cross_validate(labels_dir, out, config)
+    metrics = cross_validate(labels_dir, out, config, workers=workers)
     click.echo(json.dumps({k: metrics[k] for k in ("dg1_3", "dg2_3", "errors_two_or_more_grades")}, indent=2))
 
 
