@@ -188,3 +188,38 @@ def test_paper_config_builds_resnet152():
     assert model.get_layer("backbone").count_params() > 50_000_000
     out = np.asarray(model(np.zeros((1, 64, 64, 3), np.float32)))
     assert (out >= 0).all() and (out <= L.maxval + 1e-6).all()
+
+
+def _tiny_fit_inputs(tmp_path):
+    from models.akira.data import read_label_table
+    from models.akira.train import _load_images
+    _tiny_table(tmp_path / "labels")
+    table = read_label_table(tmp_path / "labels" / "labels.csv")
+    images = _load_images(table, tmp_path / "labels" / "images")
+    y = table[list(L.ids)].values.astype("float32")
+    idx = np.arange(len(y))
+    return images, y, idx[idx % 6 != 0], idx[idx % 6 == 0]
+
+
+def test_a_stopped_run_resumes_after_its_last_epoch(tmp_path):
+    from dataclasses import replace
+    from models.akira.train import AkiraTrainConfig, fit_akira
+    images, y, train_idx, val_idx = _tiny_fit_inputs(tmp_path)
+    two = AkiraTrainConfig(input_px=48, width=8, middle_width=32, middle_blocks=1, epochs=2,
+                           init_from_cellnet=None, ema_decay=0.9)
+    straight, straight_loss = fit_akira(images, y, train_idx, val_idx, two)
+
+    ckpt = tmp_path / "resume"
+    fit_akira(images, y, train_idx, val_idx, replace(two, epochs=1), checkpoint_dir=ckpt)  # "stopped" after epoch 1
+    state = json.loads((ckpt / "state.json").read_text())
+    assert state["epoch"] == 1 and (ckpt / state["best_file"]).is_file()
+    resumed, resumed_loss = fit_akira(images, y, train_idx, val_idx, two, checkpoint_dir=ckpt)
+    assert json.loads((ckpt / "state.json").read_text())["epoch"] == 2
+    assert len([p for p in ckpt.iterdir() if p.name.endswith(".index")]) == 1  # earlier epochs removed
+    np.testing.assert_allclose(resumed_loss, straight_loss, rtol=1e-6)  # the same draws as one run
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+    other = replace(two, seed=1)  # another run's folder is not resumed
+    fit_akira(images, y, train_idx, val_idx, replace(other, epochs=1), checkpoint_dir=ckpt)
+    assert json.loads((ckpt / "state.json").read_text())["epoch"] == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -29,6 +30,8 @@ from models.akira.data import oversample_dg, read_label_table
 from models.akira.labels import load_labels
 from models.akira.metrics import metrics_from_scores
 from models.akira.net import AkiraConfig
+from models.akira.resume import EpochCheckpoints, ResumeState, run_fingerprint
+from models.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +92,12 @@ def _build(config: AkiraTrainConfig):
 
 
 def fit_akira(images: list[np.ndarray], y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
-              config: AkiraTrainConfig, log_prefix: str = ""):
-    """Train one model; returns it with the weights of its best validation epoch."""
+              config: AkiraTrainConfig, log_prefix: str = "", checkpoint_dir: Path | None = None):
+    """Train one model; returns it with the weights of its best validation epoch.
+
+    With ``checkpoint_dir`` every finished epoch is saved there and a rerun continues after the last
+    one (:mod:`models.akira.resume`); the caller discards the folder once the result is written.
+    """
     import keras
     import tensorflow as tf
 
@@ -107,6 +114,8 @@ def fit_akira(images: list[np.ndarray], y: np.ndarray, train_idx: np.ndarray, va
 
     averaged = [v for v in model.weights if "float" in str(v.dtype)]  # trainables and BatchNorm statistics
     ema = WeightAverage(averaged, config.ema_decay) if config.ema_decay else None
+    opt_backbone.build(bvars)
+    opt_head.build(hvars)
 
     @tf.function(reduce_retracing=True)
     def step(x, t):
@@ -127,8 +136,15 @@ def fit_akira(images: list[np.ndarray], y: np.ndarray, train_idx: np.ndarray, va
     epoch_idx = oversample_dg(train_idx, y[:, labels.focus_index])
     val_views = np.stack([augment(images[i], config.input_px, np.random.default_rng([config.seed, int(i)]))
                           for i in val_idx]).astype("float32") if len(val_idx) else None
-    best_loss, best_weights = np.inf, None
-    for epoch in range(config.epochs):
+    checkpoints, state = None, ResumeState()
+    if checkpoint_dir is not None:
+        seeds = [v for v in model.variables if "seed_generator" in v.path]  # dropout's, not in model.weights
+        trackables = dict(model=model, opt_backbone=opt_backbone, opt_head=opt_head, dropout_seeds=seeds)
+        if ema is not None:
+            trackables.update(ema_shadow=ema.shadow, ema_updates=ema.updates)
+        checkpoints = EpochCheckpoints(checkpoint_dir, run_fingerprint(config, y, train_idx, val_idx), **trackables)
+        state = checkpoints.restore(rng)
+    for epoch in range(state.epoch, config.epochs):
         order = rng.permutation(epoch_idx)
         batches = [order[s:s + config.batch_size] for s in range(0, len(order), config.batch_size)]
         make = lambda b: (np.stack([augment(images[i], config.input_px, rng) for i in b]).astype("float32"), y[b])
@@ -147,12 +163,18 @@ def fit_akira(images: list[np.ndarray], y: np.ndarray, train_idx: np.ndarray, va
             val_loss = float(np.mean(weights * (pred - y[val_idx]) ** 4))
         log.info("%sepoch %d/%d: train %.4f, val %.4f%s (%d images)", log_prefix, epoch + 1, config.epochs,
                  np.mean(losses), val_loss, " (averaged weights)" if ema is not None else "", len(epoch_idx))
-        if val_views is None or val_loss < best_loss:
-            best_loss, best_weights = val_loss, model.get_weights()
+        improved = val_views is None or val_loss < state.best_loss
+        if improved:
+            state.best_loss, state.best_weights = val_loss, model.get_weights()
         if live is not None:
             ema.restore(live)
-    model.set_weights(best_weights)
-    return model, best_loss
+        state.epoch = epoch + 1
+        if checkpoints is not None:
+            checkpoints.save(state, rng, best_changed=improved)
+    if state.best_weights is None:
+        raise InvalidInput(f"no epoch to train: epochs is {config.epochs}")
+    model.set_weights(state.best_weights)
+    return model, state.best_loss
 
 
 class WeightAverage:
@@ -248,7 +270,9 @@ def _run_folds(labels_dir: Path, out: Path, config: AkiraTrainConfig, folds: lis
     for fold, train_idx, val_idx, test_idx in _split(y, config):
         if fold not in folds:
             continue
-        model, _ = fit_akira(images, y, train_idx, val_idx, config, log_prefix=f"fold {fold + 1}/{config.folds} ")
+        resume = out / f"fold{fold}.resume"
+        model, _ = fit_akira(images, y, train_idx, val_idx, config, log_prefix=f"fold {fold + 1}/{config.folds} ",
+                             checkpoint_dir=resume)
         scores = GranuleScorer(model=model, input_px=config.input_px).score_arrays([images[i] for i in test_idx])
         part = pd.DataFrame({"Filename": table["Filename"].values[test_idx], "fold": fold,
                              "true_dg": y[test_idx, labels.focus_index].astype(int),
@@ -258,6 +282,7 @@ def _run_folds(labels_dir: Path, out: Path, config: AkiraTrainConfig, folds: lis
         partial = out / f"fold{fold}.csv.part"
         part.to_csv(partial, index=False)
         partial.replace(out / f"fold{fold}.csv")  # a fold file is whole or absent
+        shutil.rmtree(resume, ignore_errors=True)
 
 
 def train_final(labels_dir: Path, out: Path, config: AkiraTrainConfig) -> Path:
@@ -271,9 +296,11 @@ def train_final(labels_dir: Path, out: Path, config: AkiraTrainConfig) -> Path:
     y = table[list(labels.ids)].values.astype("float32")
     split = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=config.val_fraction, random_state=config.seed)
     train_idx, val_idx = next(split.split(np.zeros(len(y)), (y > 0).astype(int)))
-    model, val_loss = fit_akira(images, y, train_idx, val_idx, config)
-    return save_akira(model, config, out, {"validation_loss": val_loss, "n_images": int(len(y)),
-                                           "labels": str(Path(labels_dir) / "labels.csv")})
+    model, val_loss = fit_akira(images, y, train_idx, val_idx, config, checkpoint_dir=out / "resume")
+    saved = save_akira(model, config, out, {"validation_loss": val_loss, "n_images": int(len(y)),
+                                            "labels": str(Path(labels_dir) / "labels.csv")})
+    shutil.rmtree(out / "resume", ignore_errors=True)
+    return saved
 
 
 def save_akira(model, config: AkiraTrainConfig, out: Path, extra: dict | None = None, version: str | None = None) -> Path:
