@@ -139,6 +139,12 @@ def test_tiny_end_to_end(tmp_path):
     assert table.loc[table.Filename == "img_001.jpg", "DG"].item() == 2.0
     history = pd.read_csv(labels_dir / "label_history.csv")
     assert history.iloc[0][["old_value", "new_value", "who"]].tolist() == [1.0, 2.0, "dr_a"]
+    # The finished folds are of the old labels: resuming that CV folder is refused, a new one runs.
+    before = (tmp_path / "cv" / "cv_predictions.csv").read_bytes()
+    r = runner.invoke(cli, ["granules", "cv", "--labels", str(labels_dir), "--out", str(tmp_path / "cv"),
+                            "--config", str(config)])
+    assert r.exit_code == 2 and "holds a CV of other labels" in r.output
+    assert (tmp_path / "cv" / "cv_predictions.csv").read_bytes() == before
 
     bad = tmp_path / "bad.csv"
     bad.write_text("Filename,label,new_value,who\nimg_001.jpg,DG,7,dr_a\n")

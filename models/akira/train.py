@@ -13,6 +13,7 @@ grades are oversampled per training fold (:func:`models.akira.data.oversample_dg
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -230,6 +231,7 @@ def cross_validate(labels_dir: Path, out: Path, config: AkiraTrainConfig, worker
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    _claim_cv_folder(out, labels_dir, config)
     todo = [k for k in range(config.folds) if not (out / f"fold{k}.csv").is_file()]
     if workers <= 1 or len(todo) <= 1:
         _run_folds(labels_dir, out, config, todo)
@@ -249,6 +251,22 @@ def cross_validate(labels_dir: Path, out: Path, config: AkiraTrainConfig, worker
     metrics["config"] = asdict(config)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _claim_cv_folder(out: Path, labels_dir: Path, config: AkiraTrainConfig) -> None:
+    """Record which labels and settings ``out`` holds a CV of (``cv_run.json``), and refuse to resume a
+    CV of other ones: after ``relabel`` or a config change, finished fold files would be stale."""
+    labels_hash = hashlib.sha256((Path(labels_dir) / "labels.csv").read_bytes()).hexdigest()
+    run = {"labels_sha256": labels_hash, "config": asdict(config)}
+    path = out / "cv_run.json"
+    if path.is_file():
+        held = json.loads(path.read_text())
+        if held != json.loads(json.dumps(run)):
+            what = "labels" if held.get("labels_sha256") != labels_hash else "settings"
+            raise InvalidInput(f"{out} holds a CV of other {what}; give a new --out (or remove the folder to start again)")
+    elif any(out.glob("fold*.csv")):
+        log.warning("%s has fold files from before cv_run.json existed; assuming they are of these labels and settings", out)
+    path.write_text(json.dumps(run, indent=2))
 
 
 def _worker_setup(threads: int) -> None:
