@@ -139,7 +139,7 @@ def test_tiny_end_to_end(tmp_path):
     assert table.loc[table.Filename == "img_001.jpg", "DG"].item() == 2.0
     history = pd.read_csv(labels_dir / "label_history.csv")
     assert history.iloc[0][["old_value", "new_value", "who"]].tolist() == [1.0, 2.0, "dr_a"]
-    # The finished folds are of the old labels: resuming that CV folder is refused, a new one runs.
+    # The finished folds are of the old labels: resuming that CV folder is refused and nothing in it changes.
     before = (tmp_path / "cv" / "cv_predictions.csv").read_bytes()
     r = runner.invoke(cli, ["granules", "cv", "--labels", str(labels_dir), "--out", str(tmp_path / "cv"),
                             "--config", str(config)])

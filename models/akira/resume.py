@@ -90,14 +90,10 @@ class EpochCheckpoints:
         record = {"fingerprint": self.fingerprint, "epoch": state.epoch, "best_loss": state.best_loss,
                   "checkpoint": checkpoint, "best_file": best_file, "rng": rng.bit_generator.state}
         tmp = self.folder / (STATE_FILE + ".part")
-        tmp.write_text(json.dumps(record, default=_json_int))
+        tmp.write_text(json.dumps(record))
         tmp.replace(self.folder / STATE_FILE)
         for stale in self.folder.iterdir():
             old_checkpoint = stale.name.startswith("ckpt-") and not stale.name.startswith(checkpoint + ".")
             old_best = stale.name.startswith("best-") and stale.name != best_file
             if old_checkpoint or old_best:
                 stale.unlink()
-
-
-def _json_int(value):
-    return int(value)  # numpy integers in the generator state
