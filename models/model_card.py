@@ -148,6 +148,17 @@ def diagnoser_card(model_dir: Path, commands: list[str], training_notes: str = "
     return card
 
 
+def _by_source_table(by_source: dict) -> str:
+    lines = ["DG1-3 rates of the cross-validation per source folder of the crops; only neutrophils carry DG grades.",
+             "", "| source | cells | DG0 | DG1-3 | false positives | specificity | sensitivity |",
+             "|---|---|---|---|---|---|---|"]
+    for name, g in by_source.items():
+        sens = _pct(g["sensitivity"]) if g["positives"] else "-"
+        lines.append(f"| {name} | {g['n']} | {g['negatives']} | {g['positives']} | {g['fp']} | "
+                     f"{_pct(g['specificity'])} | {sens} |")
+    return "\n".join(lines)
+
+
 def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = "", training_notes: str = "") -> dict:
     meta = json.loads((Path(model_dir) / "metadata.json").read_text())
     m = json.loads((Path(cv_dir) / "metrics.json").read_text())
@@ -178,9 +189,12 @@ def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = 
         "sections": {"Confusion matrix (5-fold CV, SIMULATED grades)": "\n".join(
             ["| true \\ predicted | DG0 | DG1 | DG2 | DG3 |", "|---|---|---|---|---|"]
             + [f"| DG{i} | " + " | ".join(str(v) for v in row) + " |" for i, row in enumerate(m["confusion"])]),
+                     **({"By source of the crops (5-fold CV, SIMULATED grades)": _by_source_table(m["by_source"])}
+                        if "by_source" in m else {}),
                      "Runtime": _runtime_text(meta, "akira.keras")},
         "intended_use": "Research on bone-marrow dysplasia assessment. Not for diagnosing patients.",
-        "limits": ("DG grades are simulated, not a morphologist's; the marrow crops are Pappenheim-stained and few; "
+        "limits": ("DG grades are simulated, not a morphologist's; the marrow crops are Pappenheim-stained and few, so "
+                   "the pooled figures are carried by the peripheral-blood crops (see the by-source table); "
                    "no megakaryocyte, plasma cell, histiocyte, mitotic or red-cell images were available."),
         "libraries": meta["libraries"],
     }

@@ -97,6 +97,8 @@ def _tiny_table(root):
         Image.fromarray(rgb).save(root / "images" / name)
         rows.append({"Filename": name, **y})
     pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
+    sources = ["marrow/segmented_neutrophil" if i % 2 else "pbc/segmented_neutrophil" for i in range(36)]
+    pd.DataFrame({"Filename": [r["Filename"] for r in rows], "source": sources}).to_csv(root / "provenance.csv", index=False)
 
 
 def test_tiny_end_to_end(tmp_path):
@@ -185,6 +187,9 @@ def test_cv_in_two_worker_processes_matches_one(tmp_path):
     # A worker gets fewer TF threads than the lone run, so sums are reordered: equal up to float round-off.
     pd.testing.assert_frame_equal(one, two, check_exact=False, rtol=1e-2, atol=1e-5)
     assert not list((tmp_path / "two").glob("*.part"))
+    by_source = json.loads((tmp_path / "two" / "metrics.json").read_text())["by_source"]
+    assert set(by_source) == {"marrow/segmented_neutrophil", "pbc/segmented_neutrophil"}
+    assert sum(g["n"] for g in by_source.values()) == 36
 
 
 def test_paper_config_builds_resnet152():

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from models.akira.labels import load_labels
-from models.akira.metrics import metrics_from_confusion, metrics_from_scores
+from models.akira.metrics import metrics_from_confusion, metrics_from_scores, rates_by_group
 
 # Mori et al. 2020, Table 2: rows true DG0-3, columns predicted DG0-3.
 TABLE2 = [[1623, 32, 5, 1], [5, 21, 19, 1], [6, 16, 50, 5], [1, 2, 7, 1]]
@@ -69,3 +69,15 @@ def test_label_layout_matches_the_reference():
     assert labels.ids[labels.focus_index] == "DG" and labels.categories[labels.focus_index] == "granulocytic"
     w = labels.loss_weights()
     assert w.sum() == 33 + 10
+
+
+def test_rates_by_group_splits_the_pooled_counts():
+    y = np.array([0, 0, 0, 2, 0, 0, 1])
+    s = np.array([0.1, 0.7, 0.2, 1.9, 0.9, 0.1, 0.2])
+    groups = ["marrow", "marrow", "marrow", "marrow", "pbc", "pbc", "pbc"]
+    by = rates_by_group(y, s, groups)
+    assert by["marrow"]["n"] == 4 and by["marrow"]["negatives"] == 3 and by["marrow"]["positives"] == 1
+    assert by["marrow"]["fp"] == 1 and by["marrow"]["specificity"] == pytest.approx(2 / 3)
+    assert by["pbc"]["fp"] == 1 and by["pbc"]["fn"] == 1 and by["pbc"]["sensitivity"] == 0.0
+    pooled = metrics_from_scores(y, s)["dg1_3"]
+    assert sum(g["fp"] for g in by.values()) == pooled["fp"] and sum(g["tn"] for g in by.values()) == pooled["tn"]

@@ -67,3 +67,18 @@ def metrics_from_scores(true_grades, scores) -> dict:
     out["dg2_3"]["auc"] = float(roc_auc_score(pos23, s23)) if 0 < pos23.sum() < len(y23) else float("nan")
     out.pop("dg2_3_bounds")
     return out
+
+
+def rates_by_group(true_grades, scores, groups) -> dict:
+    """DG1-3 rates per group of cells (for example the source folder of each crop), so that a weak
+    subgroup is not hidden in the pooled figure: ``{group: {"n", "negatives", "positives", ...rates}}``."""
+    y = np.asarray(true_grades, dtype=int) >= 1
+    pred = grades_from_scores(scores) >= 1
+    g = np.asarray(groups)
+    out = {}
+    for name in sorted(set(g.tolist())):
+        m = g == name
+        rates = _rates(tp=(y & pred & m).sum(), fp=(~y & pred & m).sum(), tn=(~y & ~pred & m).sum(),
+                       fn=(y & ~pred & m).sum())
+        out[str(name)] = {"n": int(m.sum()), "negatives": int((~y & m).sum()), "positives": int((y & m).sum()), **rates}
+    return out

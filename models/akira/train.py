@@ -29,7 +29,7 @@ from PIL import Image
 from models.akira.augment import augment
 from models.akira.data import oversample_dg, read_label_table
 from models.akira.labels import load_labels
-from models.akira.metrics import metrics_from_scores
+from models.akira.metrics import metrics_from_scores, rates_by_group
 from models.akira.net import AkiraConfig
 from models.akira.resume import EpochCheckpoints, ResumeState, run_fingerprint
 from models.errors import InvalidInput
@@ -247,6 +247,10 @@ def cross_validate(labels_dir: Path, out: Path, config: AkiraTrainConfig, worker
     predictions = pd.concat([pd.read_csv(out / f"fold{k}.csv") for k in range(config.folds)], ignore_index=True)
     predictions.to_csv(out / "cv_predictions.csv", index=False)
     metrics = metrics_from_scores(predictions["true_dg"], predictions["dg_score"])
+    provenance = Path(labels_dir) / "provenance.csv"
+    if provenance.is_file():
+        sources = predictions[["Filename"]].merge(pd.read_csv(provenance), on="Filename", how="left")["source"]
+        metrics["by_source"] = rates_by_group(predictions["true_dg"], predictions["dg_score"], sources.fillna("unknown"))
     metrics["data"] = "DG grades SIMULATED by mdsdx on real neutrophil crops"
     metrics["config"] = asdict(config)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -61,7 +61,8 @@ def cv(labels_dir: Path, out: Path, config_file, paper: bool, epochs, workers: i
     overrides = PAPER_OVERRIDES if paper else {}
     config = load_dataclass_config(AkiraTrainConfig, config_file, epochs=epochs, **overrides)
     metrics = cross_validate(labels_dir, out, config, workers=workers)
-    click.echo(json.dumps({k: metrics[k] for k in ("dg1_3", "dg2_3", "errors_two_or_more_grades")}, indent=2))
+    shown = ("dg1_3", "dg2_3", "errors_two_or_more_grades", "by_source")
+    click.echo(json.dumps({k: metrics[k] for k in shown if k in metrics}, indent=2))
 
 
 @granules.command("score")
