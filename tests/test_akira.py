@@ -1,6 +1,7 @@
 """AKIRA: gating, loss, oversampling, augmentation, and a tiny end-to-end train / cv / score /
 review / relabel on generated images (the real-data run is `mdsdx granules cv`, marked slow)."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -127,6 +128,19 @@ def test_tiny_end_to_end(tmp_path):
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert list(scores.columns) == ["path", "dg_score", "dg_grade", "category"] and len(scores) == 36
     assert scores["dg_grade"].between(0, 3).all()
+    from models.akira.infer import GranuleScorer
+    one_by_one = GranuleScorer(tmp_path / "model").score_files([p for p in scores["path"][:3]])
+    np.testing.assert_allclose(scores["dg_score"][:3], one_by_one.dg_score, atol=1e-4)  # the pipelined scoring
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for name in ("img_000.jpg", "img_001.jpg"):
+        (mixed / name).write_bytes((labels_dir / "images" / name).read_bytes())
+    (mixed / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    r = runner.invoke(cli, ["granules", "score", str(mixed), "--out", str(tmp_path / "mixed.csv"),
+                            "--model", str(tmp_path / "model")])
+    assert r.exit_code == 0, r.output
+    assert "skipped: broken.jpg" in r.output
+    assert sorted(pd.read_csv(tmp_path / "mixed.csv")["path"].map(lambda p: Path(p).name)) == ["img_000.jpg", "img_001.jpg"]
 
     r = runner.invoke(cli, ["granules", "review", "--cv", str(tmp_path / "cv"), "--labels", str(labels_dir),
                             "--out", str(tmp_path / "review")])

@@ -9,6 +9,7 @@ gated score is kept for ROC analysis.
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -103,13 +104,19 @@ class GranuleScorer:
         return self.metadata["version"]
 
     def score_arrays(self, crops: Sequence[np.ndarray]) -> GranuleScores:
-        """Score RGB uint8 crops of any size."""
+        """Score RGB uint8 crops of any size. The next cell's 16 views are made in a second thread while
+        the network runs on the current one's."""
         outputs, spread = [], []
-        for rgb in crops:
-            views = rotation_views(rgb, self.input_px, N_VIEWS).astype("float32")
-            out = self._forward(views)
-            outputs.append(out.max(0))
-            spread.append(out.max(0) - out.min(0))
+        make_views = lambda rgb: rotation_views(rgb, self.input_px, N_VIEWS).astype("float32")
+        with ThreadPoolExecutor(1) as ex:
+            pending = ex.submit(make_views, crops[0]) if len(crops) else None
+            for k in range(len(crops)):
+                views = pending.result()
+                if k + 1 < len(crops):
+                    pending = ex.submit(make_views, crops[k + 1])
+                out = self._forward(views)
+                outputs.append(out.max(0))
+                spread.append(out.max(0) - out.min(0))
         outputs = np.array(outputs).reshape(-1, len(load_labels().ids))
         category, dg = gate(outputs)
         return GranuleScores(outputs, np.array(spread).reshape(outputs.shape), category, dg, grades_from_scores(dg))

@@ -65,6 +65,9 @@ def cv(labels_dir: Path, out: Path, config_file, paper: bool, epochs, workers: i
     click.echo(json.dumps({k: metrics[k] for k in shown if k in metrics}, indent=2))
 
 
+SCORE_CHUNK = 64  # cells decoded, then scored, at a time: the views of one cell are made while the last runs
+
+
 @granules.command("score")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
@@ -77,17 +80,23 @@ def score(paths, out: Path, model_dir) -> None:
     from models.akira.infer import GranuleScorer
     from models.errors import InvalidImage
     from service.cli.cells import find_images
+    from models.preprocess import load_cell_image
     files = find_images(paths)
     scorer = GranuleScorer(model_dir)
     rows = []
-    for f in tqdm(files, unit="cell", desc="score", disable=None):
-        try:
-            s = scorer.score_files([str(f)])
-        except InvalidImage as exc:
-            click.echo(f"skipped: {exc}", err=True)
-            continue
-        rows.append({"path": str(f), "dg_score": round(float(s.dg_score[0]), 4), "dg_grade": int(s.dg_grade[0]),
-                     "category": s.category[0]})
+    with tqdm(total=len(files), unit="cell", desc="score", disable=None) as bar:
+        for start in range(0, len(files), SCORE_CHUNK):
+            kept, crops = [], []
+            for f in files[start:start + SCORE_CHUNK]:
+                try:
+                    crops.append(load_cell_image(str(f), scorer.decode_px, limits=scorer.limits))
+                    kept.append(f)
+                except InvalidImage as exc:
+                    click.echo(f"skipped: {exc}", err=True)
+            s = scorer.score_arrays(crops)
+            rows += [{"path": str(f), "dg_score": round(float(v), 4), "dg_grade": int(g), "category": c}
+                     for f, v, g, c in zip(kept, s.dg_score, s.dg_grade, s.category)]
+            bar.update(len(files[start:start + SCORE_CHUNK]))
     out.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows, columns=["path", "dg_score", "dg_grade", "category"]).to_csv(out, index=False)
     click.echo(f"wrote {len(rows)} cells to {out}")
