@@ -146,6 +146,9 @@ def test_tiny_end_to_end(tmp_path):
                             "--out", str(tmp_path / "review")])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "review" / "review.html").read_text().startswith("<!doctype html>")
+    reviewed = pd.read_csv(tmp_path / "review" / "review.csv")
+    assert set(reviewed["source"]) <= {"marrow/segmented_neutrophil", "pbc/segmented_neutrophil"}
+    assert len(reviewed) > 0 and reviewed["source"].iloc[0] in (tmp_path / "review" / "review.html").read_text()
 
     corrections = tmp_path / "corr.csv"
     corrections.write_text("Filename,label,new_value,who\nimg_001.jpg,DG,2,dr_a\n")

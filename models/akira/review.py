@@ -1,7 +1,7 @@
 """Doctor in the loop (Mori et al.): export the misclassified cells for review and merge corrections.
 
-- :func:`export_review` writes ``review.csv`` (the misclassified cells with all 34 raw outputs and
-  the 16-view spread) and ``review.html`` (a contact sheet of their images with label and prediction).
+- :func:`export_review` writes ``review.csv`` (the misclassified cells with all 34 raw outputs,
+  the 16-view spread and the crop's source folder when the label table records it) and ``review.html`` (a contact sheet of their images with label and prediction).
 - :func:`apply_corrections` merges a corrections CSV (``Filename,label,new_value,who``) into the
   label table and appends every change to ``label_history.csv`` (old value, new value, who, when).
   The next ``cv`` run reads the corrected table.
@@ -26,6 +26,12 @@ def export_review(cv_dir: Path, labels_dir: Path, out: Path) -> pd.DataFrame:
     predictions = pd.read_csv(Path(cv_dir) / "cv_predictions.csv")
     wrong = predictions[predictions["true_dg"] != predictions["dg_grade"]].copy()
     wrong["grade_difference"] = (wrong["dg_grade"] - wrong["true_dg"]).abs()
+    provenance = Path(labels_dir) / "provenance.csv"
+    if provenance.is_file():  # the crop's source folder: a stain or a cell type that fails together shows up
+        wrong = wrong.merge(pd.read_csv(provenance), on="Filename", how="left")
+    else:
+        wrong["source"] = ""
+    wrong["source"] = wrong["source"].fillna("")
     wrong = wrong.sort_values(["grade_difference", "Filename"], ascending=[False, True])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -40,7 +46,7 @@ def export_review(cv_dir: Path, labels_dir: Path, out: Path) -> pd.DataFrame:
         src = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
         tiles.append(f'<figure><img src="{src}" alt="{escape(r.Filename)}"><figcaption>{escape(r.Filename)}<br>'
                      f'label DG{r.true_dg}, predicted DG{r.dg_grade} ({r.dg_score:.2f}, {escape(r.category)})'
-                     f'</figcaption></figure>')
+                     f'{"<br>" + escape(r.source) if r.source else ""}</figcaption></figure>')
     html = ("<!doctype html><html><head><meta charset='utf-8'><title>AKIRA review</title><style>"
             "body{font-family:sans-serif;margin:20px} figure{display:inline-block;margin:6px;width:170px;"
             "font-size:11px;vertical-align:top} img{width:160px;height:160px;border:1px solid #999}</style></head><body>"
