@@ -21,7 +21,7 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=2000)
     ap.add_argument("--model", default=None)
     ap.add_argument("--export-px", type=int, default=None, help="upscale crops to this size (360 = DI-60 export)")
-    ap.add_argument("--runtime", default=None, help="auto (default), onnx or keras")
+    ap.add_argument("--runtime", default=None, help="auto (default), onnx, int8 or keras")
     args = ap.parse_args()
     from models.infer import CellPredictor
     predictor = CellPredictor(args.model, runtime=args.runtime)

@@ -110,17 +110,21 @@ def onnx_record(onnx_path: Path) -> dict:
             "libraries": library_versions("tf2onnx", "onnx", "onnxruntime")}
 
 
-def checked_onnx_path(model_dir: Path, meta: dict) -> Path | None:
-    """The model folder's ONNX file when its metadata names it and the checksum matches, else None
-    (the Keras file is then used). A file that is present but altered is an error."""
+def checked_onnx_path(model_dir: Path, meta: dict, int8: bool = False) -> Path | None:
+    """The model folder's ONNX file (``int8``: its quantised one) when its metadata names it and the
+    checksum matches, else None (the Keras file is then used). A file that is present but altered is
+    an error."""
     record = meta.get("runtime") or {}
+    if int8:
+        record = record.get("int8") or {}
     if not record.get("onnx"):
         return None
     path = Path(model_dir) / record["onnx"]
     if not path.is_file():
         return None
     if sha256_of(path) != record.get("onnx_sha256"):
-        raise ModelLoadError(f"{path}: checksum differs from metadata.json; re-export it with `mdsdx train onnx {model_dir}`")
+        remake = f"mdsdx train quantize {model_dir}" if int8 else f"mdsdx train onnx {model_dir}"
+        raise ModelLoadError(f"{path}: checksum differs from metadata.json; make it again with `{remake}`")
     return path
 
 

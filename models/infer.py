@@ -59,10 +59,12 @@ class CellPredictor:
         model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
         self.metadata = read_metadata(model_dir)
         onnx_path = checked_onnx_path(model_dir, self.metadata)
-        self.runtime = select_runtime(model_dir, onnx_path, runtime)
-        if self.runtime == "onnx":
+        int8_path = checked_onnx_path(model_dir, self.metadata, int8=True)
+        self.runtime = select_runtime(model_dir, onnx_path, runtime, int8_path)
+        if self.runtime in ("onnx", "int8"):
             self.net = None
-            self._forward = self._onnx_forward(OnnxModel(onnx_path, threads))
+            path = int8_path if self.runtime == "int8" else onnx_path
+            self._forward = self._onnx_forward(OnnxModel(path, threads, label=self.runtime))
         else:
             self.net, _ = load_cellnet(model_dir)
             self._forward = self._make_forward()

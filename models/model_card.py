@@ -52,7 +52,18 @@ def _runtime_text(meta: dict, keras_file: str) -> str:
     libs = ", ".join(f"{k} {v}" for k, v in record.get("libraries", {}).items() if k != "python")
     return (f"Served by ONNX Runtime from `{record['onnx']}` (opset {record['opset']}, sha256 "
             f"`{record['onnx_sha256'][:16]}...`, {libs}), exported from `{keras_file}` by the same save; outputs "
-            "agree with Keras within 1e-5 (tests/test_runtime.py).")
+            "agree with Keras within 1e-5 (tests/test_runtime.py)." + _int8_text(record))
+
+
+def _int8_text(record: dict) -> str:
+    q = record.get("int8")
+    if not q:
+        return ""
+    agreement = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in q["agreement_with_float"].items())
+    return (f" An int8 version, `{q['onnx']}` (sha256 `{q['onnx_sha256'][:16]}...`; {q['format']}; calibrated on "
+            f"{q['calibration']}), is used only with `MDSDX_RUNTIME=int8`; the figures above are the float file's. "
+            f"Agreement with the float model on other train-split crops: {agreement}.")
 
 
 def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_notes: str = "") -> dict:

@@ -18,22 +18,30 @@ from models.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 OPSET = 17
-RUNTIMES = ("auto", "onnx", "keras")
+RUNTIMES = ("auto", "onnx", "int8", "keras")
 
 
 def runtime_choice(requested: str | None = None) -> str:
-    """``auto`` (ONNX Runtime when the model folder has an ``.onnx`` file), ``onnx`` or ``keras``;
-    the ``MDSDX_RUNTIME`` environment variable sets the default."""
+    """``auto`` (ONNX Runtime when the model folder has an ``.onnx`` file), ``onnx``, ``int8`` (the
+    folder's int8-quantised ONNX file, :mod:`models.quantize`) or ``keras``; the ``MDSDX_RUNTIME``
+    environment variable sets the default."""
     choice = (requested or os.environ.get("MDSDX_RUNTIME") or "auto").lower()
     if choice not in RUNTIMES:
         raise ValueError(f"runtime {choice!r}: expected one of {', '.join(RUNTIMES)}")
     return choice
 
 
-def select_runtime(model_dir: Path, onnx_path: Path | None, requested: str | None = None) -> str:
-    """``onnx`` or ``keras`` for a model folder whose checked ONNX file is ``onnx_path`` (None when
-    it has none): ``auto`` takes ONNX when there is one; ``onnx`` without one is an error."""
+def select_runtime(model_dir: Path, onnx_path: Path | None, requested: str | None = None,
+                   int8_path: Path | None = None) -> str:
+    """``onnx``, ``int8`` or ``keras`` for a model folder whose checked ONNX files are ``onnx_path``
+    and ``int8_path`` (None when absent): ``auto`` takes the float ONNX file when there is one (the
+    held-out figures of the model cards are measured with it); asking for one that is absent is an error."""
     choice = runtime_choice(requested)
+    if choice == "int8":
+        if int8_path is None:
+            raise ModelLoadError(f"{model_dir}: no int8 ONNX file recorded in metadata.json; "
+                                 f"make one with `mdsdx train quantize {model_dir}`")
+        return "int8"
     if choice == "onnx" and onnx_path is None:
         raise ModelLoadError(f"{model_dir}: no ONNX file recorded in metadata.json; "
                              f"export one with `mdsdx train onnx {model_dir}`")
@@ -69,8 +77,9 @@ class OnnxModel:
     """An ONNX Runtime session: ``model(x)`` with x (n, px, px, 3) float32 0-255 returns a dict of
     output name -> (n, ...) float32 arrays."""
 
-    def __init__(self, path: Path, threads: int = 2):
+    def __init__(self, path: Path, threads: int = 2, label: str = "onnx"):
         import onnxruntime as ort
+        self.label = label  # the runtime's name in reports: "onnx" or "int8"
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

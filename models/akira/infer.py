@@ -53,7 +53,8 @@ def gate(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def load_akira(model_dir: Path | None = None, runtime: str | None = None):
     """``(model, metadata)``: the model is an :class:`~models.runtime.OnnxModel` when the folder has
-    its checked ``akira.onnx`` (and ``runtime`` is not ``keras``), otherwise the Keras model."""
+    its checked ``akira.onnx`` (or, for ``runtime`` ``int8``, its quantised file) and ``runtime`` is
+    not ``keras``, otherwise the Keras model."""
     from models.artifact import checked_onnx_path
     model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
     meta_path = model_dir / "metadata.json"
@@ -63,8 +64,10 @@ def load_akira(model_dir: Path | None = None, runtime: str | None = None):
     if meta.get("format") != FORMAT or meta.get("outputs") != list(load_labels().ids):
         raise ModelLoadError(f"{meta_path}: not an AKIRA model of this version (format or output order differ)")
     onnx_path = checked_onnx_path(model_dir, meta)
-    if select_runtime(model_dir, onnx_path, runtime) == "onnx":
-        return OnnxModel(onnx_path, threads=2), meta
+    int8_path = checked_onnx_path(model_dir, meta, int8=True)
+    choice = select_runtime(model_dir, onnx_path, runtime, int8_path)
+    if choice in ("onnx", "int8"):
+        return OnnxModel(int8_path if choice == "int8" else onnx_path, threads=2, label=choice), meta
     import keras
 
     import models.akira.net  # noqa: F401  (registers the custom layers)
@@ -95,7 +98,7 @@ class GranuleScorer:
         else:
             self.model, self.metadata, self.input_px = model, {"version": "in-memory"}, int(input_px)
         self._forward = _forward_of(self.model)
-        self.runtime = "onnx" if isinstance(self.model, OnnxModel) else "keras"
+        self.runtime = self.model.label if isinstance(self.model, OnnxModel) else "keras"
         self.limits = limits
         self.decode_px = int(round(self.input_px * 256 / 224))
 

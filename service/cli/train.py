@@ -1,4 +1,4 @@
-"""``mdsdx train cells|diagnosis|recalibrate|onnx``: train the shipped models with the project's own code."""
+"""``mdsdx train cells|diagnosis|attributes|recalibrate|onnx|quantize``: train the shipped models with the project's own code."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -81,3 +81,19 @@ def train_onnx(model_dir: Path) -> None:
     from models.artifact import add_onnx
     path = add_onnx(model_dir)
     click.echo(f"saved {path}")
+
+
+@train.command("quantize")
+@click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
+@click.option("--images", "images_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Calibrate on the crops in this folder instead of the shared data's train split.")
+def train_quantize(model_dir: Path, data_root, images_dir) -> None:
+    """Add an int8 ONNX file to MODEL_DIR (stage-1 or AKIRA), used with MDSDX_RUNTIME=int8."""
+    setup_logging()
+    from models.quantize import add_int8
+    from service.cli.cells import find_images
+    images = [str(p) for p in find_images([str(images_dir)])] if images_dir else None
+    record = add_int8(model_dir, data_root=data_root, images=images)
+    click.echo(f"saved {model_dir / record['onnx']} (calibrated on {record['calibration']}; "
+               f"agreement with the float model: {record['agreement_with_float']})")

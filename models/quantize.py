@@ -1,0 +1,140 @@
+"""Static int8 quantisation of a model folder's ONNX file (ONNX Runtime, QDQ format).
+
+Weights are int8 per output channel; activations uint8, their ranges calibrated (MinMax) on
+stage-1 *train-split* crops, never on held-out ones. The quantised file sits beside the float
+one and is recorded in ``metadata.json`` (``runtime.int8``: file, checksum, calibration, and its
+agreement with the float model on other train-split crops). It is used only when asked for
+(``MDSDX_RUNTIME=int8``): the held-out figures of the model cards are measured with the float file.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from models.artifact import checked_onnx_path, library_versions, sha256_of
+from models.errors import InvalidInput, ModelLoadError
+from models.runtime import OnnxModel
+
+INT8_SUFFIX = ".int8.onnx"
+
+
+def _onnx_quantization():
+    """``onnxruntime.quantization``; importing it appends onnxruntime's ``transformers`` folder to
+    ``sys.path``, whose own ``models`` package could shadow this project's, so the path is restored."""
+    before = list(sys.path)
+    from onnxruntime import quantization
+    sys.path[:] = before
+    return quantization
+
+
+def quantize_onnx(src: Path, dst: Path, batches: Iterable[np.ndarray]) -> Path:
+    """Write the int8 (QDQ) version of ``src`` to ``dst``, calibrated on ``batches`` of model inputs
+    (n, px, px, 3) float32, 0-255."""
+    q = _onnx_quantization()
+    src, dst = Path(src), Path(dst)
+    name = OnnxModel(src, threads=1).input_name
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter(batches)
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            return None if batch is None else {name: np.ascontiguousarray(batch, np.float32)}
+
+    prepared = dst.with_suffix(".prep.onnx")
+    partial = dst.with_suffix(".partial")
+    try:
+        q.quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        q.quantize_static(str(prepared), str(partial), Reader(), quant_format=q.QuantFormat.QDQ,
+                          activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8, per_channel=True)
+        partial.replace(dst)
+    finally:
+        prepared.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
+    return dst
+
+
+def train_split_crops(data_root: Path | None, n: int, seed: int, skip: int = 0) -> list[str]:
+    """``n`` train-split crop paths of the shared data, a seeded sample after the first ``skip``."""
+    from models.datasets import load_all
+    frame = load_all(data_root)
+    paths = frame.loc[frame["split"] == "train", "path"].sample(frac=1.0, random_state=seed).tolist()
+    if len(paths) < skip + n:
+        raise InvalidInput(f"{n + skip} train-split crops needed for int8 calibration, found {len(paths)}")
+    return paths[skip:skip + n]
+
+
+def _kind(model_dir: Path) -> str:
+    if (model_dir / "cellnet.keras").is_file():
+        return "cellnet"
+    if (model_dir / "akira.keras").is_file():
+        return "akira"
+    raise ModelLoadError(f"{model_dir}: no cellnet.keras or akira.keras")
+
+
+def _inputs(kind: str, meta: dict, images: Sequence) -> list[np.ndarray]:
+    """Model input batches for the crops ``images`` (paths or bytes): 32 crops per batch for the
+    stage-1 network; the 16 rotated views of one crop per batch for AKIRA."""
+    from models.preprocess import load_cell_image
+    if kind == "cellnet":
+        px = int(meta["input"]["shape"][0])
+        crops = np.stack([load_cell_image(i, px) for i in images]).astype(np.float32)
+        return [crops[s:s + 32] for s in range(0, len(crops), 32)]
+    from models.akira.augment import rotation_views
+    from models.akira.infer import N_VIEWS
+    px = int(meta["config"]["input_px"])
+    return [rotation_views(load_cell_image(i, int(round(px * 256 / 224))), px, N_VIEWS).astype(np.float32)
+            for i in images]
+
+
+def _agreement(kind: str, fp32: OnnxModel, int8: OnnxModel, batches: list[np.ndarray]) -> dict:
+    """How far the int8 outputs are from the float ones on ``batches``: for the stage-1 network the
+    share of crops with the same top type; for AKIRA the share with the same DG grade (maximum over
+    the views, before gating), and the largest absolute difference of that output."""
+    if kind == "cellnet":
+        same = [fp32(x)["cell_type_logits"].argmax(1) == int8(x)["cell_type_logits"].argmax(1) for x in batches]
+        return {"same_top_type": float(np.concatenate(same).mean()), "crops": int(sum(len(x) for x in batches))}
+    from models.akira.labels import load_labels
+    from models.akira.metrics import grades_from_scores
+    dg = load_labels().focus_index
+    a = np.array([fp32(x)["output"].max(0)[dg] for x in batches])
+    b = np.array([int8(x)["output"].max(0)[dg] for x in batches])
+    return {"same_dg_grade": float((grades_from_scores(a) == grades_from_scores(b)).mean()),
+            "max_abs_dg_difference": float(np.abs(a - b).max()), "crops": len(batches)}
+
+
+def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | None = None,
+             n_calibration: int = 192, n_check: int = 192, seed: int = 0) -> dict:
+    """Quantise a stage-1 or AKIRA folder's float ONNX file and record it in ``metadata.json``.
+
+    ``images``: calibration crops (paths); by default ``n_calibration`` train-split crops of the
+    shared data, with the agreement checked on ``n_check`` other ones. Returns the ``runtime.int8``
+    record."""
+    model_dir = Path(model_dir)
+    kind = _kind(model_dir)
+    meta_path = model_dir / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    src = checked_onnx_path(model_dir, meta)
+    if src is None:
+        raise ModelLoadError(f"{model_dir}: no float ONNX file to quantise; export one with `mdsdx train onnx {model_dir}`")
+    if images is None:
+        calibration = train_split_crops(data_root, n_calibration, seed)
+        check = train_split_crops(data_root, n_check, seed, skip=n_calibration)
+        described = f"{n_calibration} train-split crops of the shared data (seed {seed})"
+    else:
+        half = max(1, len(images) // 2)
+        calibration, check = list(images[:half]), list(images[half:]) or list(images[:half])
+        described = f"{len(calibration)} given crops"
+    dst = quantize_onnx(src, model_dir / (src.name[:-len(".onnx")] + INT8_SUFFIX), _inputs(kind, meta, calibration))
+    record = {"onnx": dst.name, "onnx_sha256": sha256_of(dst), "calibration": described,
+              "format": "QDQ, int8 weights per channel, uint8 activations (MinMax)",
+              "agreement_with_float": _agreement(kind, OnnxModel(src), OnnxModel(dst), _inputs(kind, meta, check)),
+              "libraries": library_versions("onnx", "onnxruntime")}
+    meta.setdefault("runtime", {})["int8"] = record
+    meta_path.write_text(json.dumps(meta, indent=2))
+    return record

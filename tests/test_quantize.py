@@ -1,0 +1,72 @@
+"""int8 quantisation of a model folder's ONNX file: recorded, checked, chosen only when asked for."""
+import json
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import jpeg_bytes
+from models.errors import ModelLoadError
+from models.infer import CellPredictor
+
+
+def _crops(folder, n=12):
+    folder.mkdir()
+    for seed in range(n):
+        (folder / f"cell_{seed:02d}.jpg").write_bytes(jpeg_bytes(seed, px=256 if seed % 2 else 360))
+    return sorted(str(p) for p in folder.iterdir())
+
+
+def test_quantized_stage1_is_recorded_and_used_only_when_asked(tiny_models, tmp_path, monkeypatch):
+    from service.cli import cli
+    folder = tmp_path / "cellnet"
+    shutil.copytree(tiny_models["cellnet"], folder)
+    _crops(tmp_path / "calib")
+    r = CliRunner().invoke(cli, ["train", "quantize", str(folder), "--images", str(tmp_path / "calib")])
+    assert r.exit_code == 0, r.output
+    record = json.loads((folder / "metadata.json").read_text())["runtime"]["int8"]
+    assert record["onnx"] == "cellnet.int8.onnx" and (folder / "cellnet.int8.onnx").is_file()
+    assert record["calibration"] == "6 given crops" and 0.0 <= record["agreement_with_float"]["same_top_type"] <= 1.0
+
+    blobs = [jpeg_bytes(seed, px=300) for seed in range(20, 28)]
+    assert CellPredictor(folder).runtime == "onnx"  # auto keeps the float file the cards were measured with
+    monkeypatch.setenv("MDSDX_RUNTIME", "int8")
+    int8 = CellPredictor(folder)
+    assert int8.runtime == "int8"
+    a, b = CellPredictor(folder, runtime="onnx").predict_files(blobs), int8.predict_files(blobs)
+    assert np.abs(a.type_probs - b.type_probs).max() < 0.1
+    assert not np.allclose(a.embedding, b.embedding, atol=1e-7)  # the quantised graph really ran
+
+    (folder / "cellnet.int8.onnx").write_bytes(b"tampered")
+    with pytest.raises(ModelLoadError, match="mdsdx train quantize"):
+        CellPredictor(folder)
+
+
+def test_int8_without_a_quantized_file_is_a_plain_error(tiny_models):
+    with pytest.raises(ModelLoadError, match="mdsdx train quantize"):
+        CellPredictor(tiny_models["cellnet"], runtime="int8")
+
+
+def test_quantized_akira_scores_close_to_float(tiny_models, tmp_path):
+    from models.akira.infer import GranuleScorer, load_akira
+    from models.quantize import add_int8
+    folder = tmp_path / "akira"
+    shutil.copytree(tiny_models["akira"], folder)
+    images = _crops(tmp_path / "calib", n=6)
+    record = add_int8(folder, images=images)
+    assert record["onnx"] == "akira.int8.onnx" and record["agreement_with_float"]["crops"] == 3
+    model, _ = load_akira(folder, runtime="int8")
+    scorer = GranuleScorer(model=model, input_px=GranuleScorer(folder).input_px)
+    assert scorer.runtime == "int8"
+    blobs = [jpeg_bytes(seed, px=256) for seed in range(30, 33)]
+    a, b = GranuleScorer(folder).score_files(blobs), scorer.score_files(blobs)
+    assert np.abs(a.outputs - b.outputs).max() < 0.3  # outputs span 0-3
+
+
+def test_quantization_import_leaves_sys_path_alone():
+    from models.quantize import _onnx_quantization
+    _onnx_quantization()
+    # onnxruntime appends its transformers folder, whose `models` package would shadow this project's
+    assert not [p for p in sys.path if p.rstrip("/").endswith("onnxruntime/transformers")]
