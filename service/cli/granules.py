@@ -65,7 +65,7 @@ def cv(labels_dir: Path, out: Path, config_file, paper: bool, epochs, workers: i
     click.echo(json.dumps({k: metrics[k] for k in shown if k in metrics}, indent=2))
 
 
-SCORE_CHUNK = 64  # cells decoded, then scored, at a time: the views of one cell are made while the last runs
+SCORE_CHUNK = 64  # files decoded, then scored, at a time (a file that cannot be decoded is skipped alone)
 
 
 @granules.command("score")
@@ -79,8 +79,8 @@ def score(paths, out: Path, model_dir) -> None:
 
     from models.akira.infer import GranuleScorer
     from models.errors import InvalidImage
-    from service.cli.cells import find_images
     from models.preprocess import load_cell_image
+    from service.cli.cells import find_images
     files = find_images(paths)
     scorer = GranuleScorer(model_dir)
     rows = []
