@@ -1,11 +1,12 @@
 """AKIRA speed with all 16 rotations on 2 cores: the default compact config (target >= 20 cells/s)
 beside the paper-faithful ResNet-152 at 224 px (random weights: only its speed is measured here).
 
-    .venv/bin/python bench/bench_granules.py [--cells 40] [--paper-cells 4]
+    .venv/bin/python bench/bench_granules.py [--cells 40] [--paper-cells 4] [--model DIR] [--runtime int8]
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,11 +28,14 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=40)
     ap.add_argument("--paper-cells", type=int, default=4)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--runtime", default=None, help="auto (default), onnx, int8 or keras")
     args = ap.parse_args()
     from models.akira.infer import GranuleScorer
     from models.akira.net import AkiraConfig, build_akira
     blobs = test_crops(max(args.cells, args.paper_cells))
     try:
+        if args.runtime:
+            os.environ["MDSDX_RUNTIME"] = args.runtime
         compact = GranuleScorer(args.model)
         print(f"compact ({compact.version}, {compact.input_px} px, {compact.runtime} runtime): "
               f"{rate(compact, blobs[:args.cells]):.1f} cells/s with 16 rotations (target >= 20)")
