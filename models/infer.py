@@ -60,7 +60,8 @@ class CellPredictor:
         self.metadata = read_metadata(model_dir)
         onnx_path = checked_onnx_path(model_dir, self.metadata)
         int8_path = checked_onnx_path(model_dir, self.metadata, int8=True)
-        self.runtime = select_runtime(model_dir, onnx_path, runtime, int8_path)
+        self.runtime = select_runtime(model_dir, onnx_path, runtime, int8_path,
+                                      (self.metadata.get("runtime") or {}).get("default"))
         if self.runtime in ("onnx", "int8"):
             self.net = None
             path = int8_path if self.runtime == "int8" else onnx_path

@@ -61,9 +61,10 @@ def _int8_text(record: dict) -> str:
         return ""
     agreement = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                           for k, v in q["agreement_with_float"].items())
+    use = ("is the default runtime of this folder, and the figures above are its" if record.get("default") == "int8"
+           else "is used only with `MDSDX_RUNTIME=int8`; the figures above are the float file's")
     return (f" An int8 version, `{q['onnx']}` (sha256 `{q['onnx_sha256'][:16]}...`; {q['format']}; calibrated on "
-            f"{q['calibration']}), is used only with `MDSDX_RUNTIME=int8`; the figures above are the float file's. "
-            f"Agreement with the float model on other train-split crops: {agreement}.")
+            f"{q['calibration']}), {use}. Agreement with the float model on other train-split crops: {agreement}.")
 
 
 def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_notes: str = "") -> dict:

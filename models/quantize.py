@@ -3,8 +3,10 @@
 Weights are int8 per output channel; activations uint8, their ranges calibrated (MinMax) on
 stage-1 *train-split* crops, never on held-out ones. The quantised file sits beside the float
 one and is recorded in ``metadata.json`` (``runtime.int8``: file, checksum, calibration, and its
-agreement with the float model on other train-split crops). It is used only when asked for
-(``MDSDX_RUNTIME=int8``): the held-out figures of the model cards are measured with the float file.
+agreement with the float model on other train-split crops). It is used when asked for
+(``MDSDX_RUNTIME=int8``), or by default when the folder says so (``runtime.default``, set by
+``mdsdx train quantize --make-default`` before the model is evaluated, so that its card's figures
+are the int8 file's).
 """
 from __future__ import annotations
 
@@ -109,12 +111,13 @@ def _agreement(kind: str, fp32: OnnxModel, int8: OnnxModel, batches: list[np.nda
 
 
 def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | None = None,
-             n_calibration: int = 192, n_check: int = 192, seed: int = 0) -> dict:
+             n_calibration: int = 192, n_check: int = 192, seed: int = 0, make_default: bool = False) -> dict:
     """Quantise a stage-1 or AKIRA folder's float ONNX file and record it in ``metadata.json``.
 
     ``images``: calibration crops (paths); by default ``n_calibration`` train-split crops of the
-    shared data, with the agreement checked on ``n_check`` other ones. Returns the ``runtime.int8``
-    record."""
+    shared data, with the agreement checked on ``n_check`` other ones. ``make_default``: the folder's
+    ``auto`` runtime becomes the int8 file (``runtime.default``), so its evaluation and serving use
+    it; otherwise that setting is cleared. Returns the ``runtime.int8`` record."""
     model_dir = Path(model_dir)
     kind = _kind(model_dir)
     meta_path = model_dir / "metadata.json"
@@ -136,5 +139,9 @@ def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | 
               "agreement_with_float": _agreement(kind, OnnxModel(src), OnnxModel(dst), _inputs(kind, meta, check)),
               "libraries": library_versions("onnx", "onnxruntime")}
     meta.setdefault("runtime", {})["int8"] = record
+    if make_default:
+        meta["runtime"]["default"] = "int8"
+    else:
+        meta["runtime"].pop("default", None)
     meta_path.write_text(json.dumps(meta, indent=2))
     return record

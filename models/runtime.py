@@ -32,11 +32,14 @@ def runtime_choice(requested: str | None = None) -> str:
 
 
 def select_runtime(model_dir: Path, onnx_path: Path | None, requested: str | None = None,
-                   int8_path: Path | None = None) -> str:
+                   int8_path: Path | None = None, default: str | None = None) -> str:
     """``onnx``, ``int8`` or ``keras`` for a model folder whose checked ONNX files are ``onnx_path``
-    and ``int8_path`` (None when absent): ``auto`` takes the float ONNX file when there is one (the
-    held-out figures of the model cards are measured with it); asking for one that is absent is an error."""
+    and ``int8_path`` (None when absent). ``auto`` takes the folder's ``default`` (its metadata's
+    ``runtime.default``, the runtime its held-out figures were measured with) when that file is
+    there, otherwise the float ONNX file when there is one; asking for one that is absent is an error."""
     choice = runtime_choice(requested)
+    if choice == "auto" and default == "int8" and int8_path is not None:
+        return "int8"
     if choice == "int8":
         if int8_path is None:
             raise ModelLoadError(f"{model_dir}: no int8 ONNX file recorded in metadata.json; "

@@ -70,3 +70,16 @@ def test_quantization_import_leaves_sys_path_alone():
     _onnx_quantization()
     # onnxruntime appends its transformers folder, whose `models` package would shadow this project's
     assert not [p for p in sys.path if p.rstrip("/").endswith("onnxruntime/transformers")]
+
+
+def test_make_default_switches_the_auto_runtime(tiny_models, tmp_path):
+    from models.akira.infer import GranuleScorer
+    from models.quantize import add_int8
+    folder = tmp_path / "akira"
+    shutil.copytree(tiny_models["akira"], folder)
+    images = _crops(tmp_path / "calib", n=4)
+    add_int8(folder, images=images, make_default=True)
+    assert json.loads((folder / "metadata.json").read_text())["runtime"]["default"] == "int8"
+    assert GranuleScorer(folder).runtime == "int8"
+    add_int8(folder, images=images)  # quantised again without the flag: back to the float file
+    assert GranuleScorer(folder).runtime == "onnx"

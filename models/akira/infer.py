@@ -65,7 +65,7 @@ def load_akira(model_dir: Path | None = None, runtime: str | None = None):
         raise ModelLoadError(f"{meta_path}: not an AKIRA model of this version (format or output order differ)")
     onnx_path = checked_onnx_path(model_dir, meta)
     int8_path = checked_onnx_path(model_dir, meta, int8=True)
-    choice = select_runtime(model_dir, onnx_path, runtime, int8_path)
+    choice = select_runtime(model_dir, onnx_path, runtime, int8_path, (meta.get("runtime") or {}).get("default"))
     if choice in ("onnx", "int8"):
         return OnnxModel(int8_path if choice == "int8" else onnx_path, threads=2, label=choice), meta
     import keras

@@ -88,12 +88,14 @@ def train_onnx(model_dir: Path) -> None:
 @click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
 @click.option("--images", "images_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Calibrate on the crops in this folder instead of the shared data's train split.")
-def train_quantize(model_dir: Path, data_root, images_dir) -> None:
+@click.option("--make-default", is_flag=True,
+              help="Make the int8 file the folder's default runtime (then evaluate the model with it).")
+def train_quantize(model_dir: Path, data_root, images_dir, make_default: bool) -> None:
     """Add an int8 ONNX file to MODEL_DIR (stage-1 or AKIRA), used with MDSDX_RUNTIME=int8."""
     setup_logging()
     from models.quantize import add_int8
     from service.cli.cells import find_images
     images = [str(p) for p in find_images([str(images_dir)])] if images_dir else None
-    record = add_int8(model_dir, data_root=data_root, images=images)
+    record = add_int8(model_dir, data_root=data_root, images=images, make_default=make_default)
     click.echo(f"saved {model_dir / record['onnx']} (calibrated on {record['calibration']}; "
                f"agreement with the float model: {record['agreement_with_float']})")
