@@ -14,7 +14,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from models.errors import ModelLoadError
-from models.runtime import export_onnx
+from models.runtime import export_onnx, select_runtime
 from models.taxonomy import load_taxonomy
 
 FORMAT = "mdsdx-cellnet/1"
@@ -126,6 +126,14 @@ def checked_onnx_path(model_dir: Path, meta: dict, int8: bool = False) -> Path |
         remake = f"mdsdx train quantize {model_dir}" if int8 else f"mdsdx train onnx {model_dir}"
         raise ModelLoadError(f"{path}: checksum differs from metadata.json; make it again with `{remake}`")
     return path
+
+
+def runtime_file(model_dir: Path, meta: dict, requested: str | None = None) -> tuple[str, Path | None]:
+    """``(runtime, file)`` for a model folder: ``onnx`` or ``int8`` with the checked ONNX file to run,
+    or ``keras`` with None (:func:`models.runtime.select_runtime` decides)."""
+    onnx_path, int8_path = checked_onnx_path(model_dir, meta), checked_onnx_path(model_dir, meta, int8=True)
+    choice = select_runtime(model_dir, onnx_path, requested, int8_path, (meta.get("runtime") or {}).get("default"))
+    return choice, {"onnx": onnx_path, "int8": int8_path}.get(choice)
 
 
 def resave_cellnet(net, model_dir: Path, meta: dict) -> None:

@@ -16,10 +16,10 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy.special import expit, softmax
 
-from models.artifact import DEFAULT_DIR, checked_onnx_path, load_cellnet, read_metadata
+from models.artifact import DEFAULT_DIR, load_cellnet, read_metadata, runtime_file
 from models.errors import InvalidImage
 from models.preprocess import ImageLimits, load_cell_image
-from models.runtime import OnnxModel, select_runtime
+from models.runtime import OnnxModel
 from models.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -58,14 +58,10 @@ class CellPredictor:
                  limits: ImageLimits = ImageLimits(), runtime: str | None = None):
         model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
         self.metadata = read_metadata(model_dir)
-        onnx_path = checked_onnx_path(model_dir, self.metadata)
-        int8_path = checked_onnx_path(model_dir, self.metadata, int8=True)
-        self.runtime = select_runtime(model_dir, onnx_path, runtime, int8_path,
-                                      (self.metadata.get("runtime") or {}).get("default"))
-        if self.runtime in ("onnx", "int8"):
+        self.runtime, onnx_path = runtime_file(model_dir, self.metadata, runtime)
+        if onnx_path is not None:
             self.net = None
-            path = int8_path if self.runtime == "int8" else onnx_path
-            self._forward = self._onnx_forward(OnnxModel(path, threads, label=self.runtime))
+            self._forward = self._onnx_forward(OnnxModel(onnx_path, threads, label=self.runtime))
         else:
             self.net, _ = load_cellnet(model_dir)
             self._forward = self._make_forward()

@@ -88,10 +88,9 @@ def _inputs(kind: str, meta: dict, images: Sequence) -> list[np.ndarray]:
         crops = np.stack([load_cell_image(i, px) for i in images]).astype(np.float32)
         return [crops[s:s + 32] for s in range(0, len(crops), 32)]
     from models.akira.augment import rotation_views
-    from models.akira.infer import N_VIEWS
+    from models.akira.infer import N_VIEWS, decode_px
     px = int(meta["config"]["input_px"])
-    return [rotation_views(load_cell_image(i, int(round(px * 256 / 224))), px, N_VIEWS).astype(np.float32)
-            for i in images]
+    return [rotation_views(load_cell_image(i, decode_px(px)), px, N_VIEWS).astype(np.float32) for i in images]
 
 
 def _agreement(kind: str, fp32: OnnxModel, int8: OnnxModel, batches: list[np.ndarray]) -> dict:

@@ -149,6 +149,16 @@ def build_label_table(frame: pd.DataFrame, out: Path, config: LabelTableConfig =
     return table.drop(columns="_source")
 
 
+def crop_sources(labels_dir: Path, filenames) -> pd.Series | None:
+    """The source folder of each image in ``filenames`` from the table's ``provenance.csv`` ("" for
+    one it does not list), or None for a table without one."""
+    path = Path(labels_dir) / "provenance.csv"
+    if not path.is_file():
+        return None
+    known = pd.read_csv(path).set_index("Filename")["source"]
+    return pd.Series(list(filenames)).map(known).fillna("").reset_index(drop=True)
+
+
 def read_label_table(path: Path) -> pd.DataFrame:
     """Read ``labels.csv`` and check its columns: ``Filename`` then the 34 labels in order."""
     labels = load_labels()

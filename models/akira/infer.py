@@ -21,7 +21,7 @@ from models.akira.labels import load_labels
 from models.akira.metrics import grades_from_scores
 from models.errors import ModelLoadError
 from models.preprocess import ImageLimits, load_cell_image
-from models.runtime import OnnxModel, select_runtime
+from models.runtime import OnnxModel
 
 FORMAT = "mdsdx-akira/1"
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "akira_compact"
@@ -40,6 +40,12 @@ class GranuleScores:
     dg_grade: np.ndarray
 
 
+def decode_px(input_px: int) -> int:
+    """The square size a crop is decoded to before its views are cut: 256 / 224 of the input, the
+    paper's canvas-to-crop ratio."""
+    return int(round(input_px * 256 / 224))
+
+
 def gate(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Category per cell and the gated DG score from (n, 34) outputs."""
     labels = load_labels()
@@ -55,7 +61,7 @@ def load_akira(model_dir: Path | None = None, runtime: str | None = None):
     """``(model, metadata)``: the model is an :class:`~models.runtime.OnnxModel` when the folder has
     its checked ``akira.onnx`` (or, for ``runtime`` ``int8``, its quantised file) and ``runtime`` is
     not ``keras``, otherwise the Keras model."""
-    from models.artifact import checked_onnx_path
+    from models.artifact import runtime_file
     model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
     meta_path = model_dir / "metadata.json"
     if not (model_dir / "akira.keras").is_file() or not meta_path.is_file():
@@ -63,11 +69,9 @@ def load_akira(model_dir: Path | None = None, runtime: str | None = None):
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != FORMAT or meta.get("outputs") != list(load_labels().ids):
         raise ModelLoadError(f"{meta_path}: not an AKIRA model of this version (format or output order differ)")
-    onnx_path = checked_onnx_path(model_dir, meta)
-    int8_path = checked_onnx_path(model_dir, meta, int8=True)
-    choice = select_runtime(model_dir, onnx_path, runtime, int8_path, (meta.get("runtime") or {}).get("default"))
-    if choice in ("onnx", "int8"):
-        return OnnxModel(int8_path if choice == "int8" else onnx_path, threads=2, label=choice), meta
+    choice, onnx_path = runtime_file(model_dir, meta, runtime)
+    if onnx_path is not None:
+        return OnnxModel(onnx_path, threads=2, label=choice), meta
     import keras
 
     import models.akira.net  # noqa: F401  (registers the custom layers)
@@ -100,7 +104,7 @@ class GranuleScorer:
         self._forward = _forward_of(self.model)
         self.runtime = self.model.label if isinstance(self.model, OnnxModel) else "keras"
         self.limits = limits
-        self.decode_px = int(round(self.input_px * 256 / 224))
+        self.decode_px = decode_px(self.input_px)
 
     @property
     def version(self) -> str:

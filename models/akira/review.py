@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from models.akira.data import read_label_table
+from models.akira.data import crop_sources, read_label_table
 from models.akira.labels import load_labels
 from models.errors import InvalidInput
 
@@ -26,12 +26,8 @@ def export_review(cv_dir: Path, labels_dir: Path, out: Path) -> pd.DataFrame:
     predictions = pd.read_csv(Path(cv_dir) / "cv_predictions.csv")
     wrong = predictions[predictions["true_dg"] != predictions["dg_grade"]].copy()
     wrong["grade_difference"] = (wrong["dg_grade"] - wrong["true_dg"]).abs()
-    provenance = Path(labels_dir) / "provenance.csv"
-    if provenance.is_file():  # the crop's source folder: a stain or a cell type that fails together shows up
-        wrong = wrong.merge(pd.read_csv(provenance), on="Filename", how="left")
-    else:
-        wrong["source"] = ""
-    wrong["source"] = wrong["source"].fillna("")
+    sources = crop_sources(labels_dir, wrong["Filename"])  # a stain or cell type that fails together shows up
+    wrong["source"] = sources.values if sources is not None else ""
     wrong = wrong.sort_values(["grade_difference", "Filename"], ascending=[False, True])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ import pandas as pd
 from PIL import Image
 
 from models.akira.augment import augment
-from models.akira.data import oversample_dg, read_label_table
+from models.akira.data import crop_sources, oversample_dg, read_label_table
 from models.akira.labels import load_labels
 from models.akira.metrics import metrics_from_scores, rates_by_group
 from models.akira.net import AkiraConfig
@@ -247,10 +247,9 @@ def cross_validate(labels_dir: Path, out: Path, config: AkiraTrainConfig, worker
     predictions = pd.concat([pd.read_csv(out / f"fold{k}.csv") for k in range(config.folds)], ignore_index=True)
     predictions.to_csv(out / "cv_predictions.csv", index=False)
     metrics = metrics_from_scores(predictions["true_dg"], predictions["dg_score"])
-    provenance = Path(labels_dir) / "provenance.csv"
-    if provenance.is_file():
-        sources = predictions[["Filename"]].merge(pd.read_csv(provenance), on="Filename", how="left")["source"]
-        metrics["by_source"] = rates_by_group(predictions["true_dg"], predictions["dg_score"], sources.fillna("unknown"))
+    sources = crop_sources(labels_dir, predictions["Filename"])
+    if sources is not None:
+        metrics["by_source"] = rates_by_group(predictions["true_dg"], predictions["dg_score"], sources.replace("", "unknown"))
     metrics["data"] = "DG grades SIMULATED by mdsdx on real neutrophil crops"
     metrics["config"] = asdict(config)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
