@@ -251,3 +251,57 @@ def test_a_stopped_run_resumes_after_its_last_epoch(tmp_path):
     other = replace(two, seed=1)  # another run's folder is not resumed
     fit_akira(images, y, train_idx, val_idx, replace(other, epochs=1), checkpoint_dir=ckpt)
     assert json.loads((ckpt / "state.json").read_text())["epoch"] == 1
+
+
+def test_extra_training_images_join_training_parts_only(tmp_path, monkeypatch):
+    import models.akira.train as train_module
+    from models.akira.train import AkiraTrainConfig, cross_validate
+    _tiny_table(tmp_path / "labels")
+    _tiny_table(tmp_path / "extra")
+    for folder, crops in (("labels", "main"), ("extra", "other")):
+        provenance = pd.read_csv(tmp_path / folder / "provenance.csv")
+        provenance["crop"] = [f"/{crops}/{name}" for name in provenance["Filename"]]
+        provenance.to_csv(tmp_path / folder / "provenance.csv", index=False)
+    seen = []
+    real_fit = train_module.fit_akira
+
+    def recording_fit(images, y, train_idx, val_idx, config, **kw):
+        seen.append((len(images), set(train_idx.tolist()), set(val_idx.tolist())))
+        return real_fit(images, y, train_idx, val_idx, config, **kw)
+    monkeypatch.setattr(train_module, "fit_akira", recording_fit)
+    config = AkiraTrainConfig(input_px=48, width=8, middle_width=32, middle_blocks=1, epochs=1, folds=2,
+                              init_from_cellnet=None, extra_train=str(tmp_path / "extra"))
+    cross_validate(tmp_path / "labels", tmp_path / "cv", config)
+    extra = set(range(36, 72))
+    assert len(seen) == 2
+    for n_images, train_idx, val_idx in seen:
+        assert n_images == 72 and extra <= train_idx and not extra & val_idx
+    preds = pd.read_csv(tmp_path / "cv" / "cv_predictions.csv")
+    assert len(preds) == 36 and preds["Filename"].is_unique  # test folds: the main table alone
+    assert "extra_train_sha256" in json.loads((tmp_path / "cv" / "cv_run.json").read_text())
+
+    provenance = pd.read_csv(tmp_path / "extra" / "provenance.csv")
+    provenance.loc[0, "crop"] = "/main/img_005.jpg"  # one crop in both tables
+    provenance.to_csv(tmp_path / "extra" / "provenance.csv", index=False)
+    with pytest.raises(InvalidInput, match="shares 1 source crops"):
+        cross_validate(tmp_path / "labels", tmp_path / "cv2", config)
+
+
+def test_label_table_from_one_source_and_split(tmp_path):
+    from models.akira.data import LabelTableConfig, build_label_table
+    rows = []
+    for source, label in (("marrow", "segmented_neutrophil"), ("pbc", "band_neutrophil"), ("pbc", "lymphocyte")):
+        for split in ("train", "val"):
+            for k in range(4):
+                path = tmp_path / "crops" / f"{source}_{label}_{split}_{k}.jpg"
+                path.parent.mkdir(exist_ok=True)
+                Image.fromarray(synthetic_cell(96, seed=k)).save(path)
+                rows.append({"path": str(path), "source": source, "source_label": label, "split": split})
+    frame = pd.DataFrame(rows)
+    config = LabelTableConfig(neutrophils=10, sources=("marrow/segmented_neutrophil",), seed=0)
+    table = build_label_table(frame, tmp_path / "out", config, splits=("train",))
+    provenance = pd.read_csv(tmp_path / "out" / "provenance.csv")
+    assert len(table) == 4 and set(provenance["source"]) == {"marrow/segmented_neutrophil"}
+    assert all("_train_" in crop for crop in provenance["crop"])
+    with pytest.raises(InvalidInput, match="unknown source"):
+        build_label_table(frame, tmp_path / "bad", LabelTableConfig(sources=("marrow/nonsense",)))

@@ -46,12 +46,13 @@ class LabelTableConfig:
     neutrophils: int = 900               # neutrophils (marrow and PBC)
     dg_share: float = 0.22               # of the neutrophils given DG 1-3 (equal thirds)
     other_dysplasia_share: float = 0.12  # of the neutrophils given HS, HYPES or ACC (with or without DG)
+    sources: tuple[str, ...] | None = None  # only these source folders (e.g. "marrow/segmented_neutrophil"); None: all
     seed: int = 0
 
 
 def _balanced_rows(pools: dict[str, list], labels, config: LabelTableConfig, rng) -> list[tuple]:
     """(path, source, label id, None): neutrophil grades are drawn later, image by image."""
-    neutrophil_sources = [s for s, lab in labels.sources.items() if lab == "NN"]
+    neutrophil_sources = [s for s in pools if labels.sources[s] == "NN"]
     rows = []
     for source, pool in pools.items():
         label_id = labels.sources[source]
@@ -108,9 +109,14 @@ def build_label_table(frame: pd.DataFrame, out: Path, config: LabelTableConfig =
     rng = np.random.default_rng(config.seed)
     key = frame["source"] + "/" + frame["source_label"]
     pools = {source: frame.loc[key == source, "path"].tolist() for source in labels.sources}
+    if config.sources is not None:
+        unknown = sorted(set(config.sources) - set(labels.sources))
+        if unknown:
+            raise InvalidInput(f"unknown source folder(s) {', '.join(unknown)}; known: {', '.join(labels.sources)}")
+        pools = {source: pool for source, pool in pools.items() if source in config.sources}
     pools = {source: pool for source, pool in pools.items() if pool}
     if not pools:
-        raise InvalidInput("no crops found for the AKIRA label table; check --data-root")
+        raise InvalidInput("no crops found for the AKIRA label table; check --data-root, the splits and the sources")
     if config.mix == "balanced":
         rows = _balanced_rows(pools, labels, config, rng)
     elif config.mix == "table1":
@@ -140,12 +146,14 @@ def build_label_table(frame: pd.DataFrame, out: Path, config: LabelTableConfig =
             y[labels.index(label_id)] = 1
         name = f"akira_{i:05d}.jpg"
         Image.fromarray(rgb).save(out / "images" / name, "JPEG", quality=92)
-        records.append({"Filename": name, **dict(zip(labels.ids, y.tolist())), "_source": source})
+        records.append({"Filename": name, **dict(zip(labels.ids, y.tolist())), "_source": source, "_crop": str(path)})
     table = pd.DataFrame(records)
-    table.drop(columns="_source").to_csv(out / "labels.csv", index=False)
-    table[["Filename", "_source"]].rename(columns={"_source": "source"}).to_csv(out / "provenance.csv", index=False)
-    (out / "README.txt").write_text("AKIRA label table made by mdsdx from real crops; the dysplasia grades "
-                                    "(DG, HS, HYPES, ACC) are SIMULATED by mdsdx's transforms.\n")
+    table.drop(columns=["_source", "_crop"]).to_csv(out / "labels.csv", index=False)
+    table[["Filename", "_source", "_crop"]].rename(columns={"_source": "source", "_crop": "crop"}).to_csv(
+        out / "provenance.csv", index=False)
+    (out / "README.txt").write_text("AKIRA label table made by mdsdx from real crops of the split(s) "
+                                    f"{', '.join(splits)}; the dysplasia grades (DG, HS, HYPES, ACC) are "
+                                    "SIMULATED by mdsdx's transforms.\n")
     return table.drop(columns="_source")
 
 
@@ -157,6 +165,16 @@ def crop_sources(labels_dir: Path, filenames) -> pd.Series | None:
         return None
     known = pd.read_csv(path).set_index("Filename")["source"]
     return pd.Series(list(filenames)).map(known).fillna("").reset_index(drop=True)
+
+
+def shared_crops(a: Path, b: Path) -> set[str]:
+    """The source crops two label-table folders both hold, from their ``provenance.csv`` ``crop`` columns
+    (empty when either table predates that column)."""
+    def crops(folder):
+        path = Path(folder) / "provenance.csv"
+        held = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+        return set(held["crop"]) if "crop" in held else set()
+    return crops(a) & crops(b)
 
 
 def read_label_table(path: Path) -> pd.DataFrame:

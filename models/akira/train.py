@@ -27,7 +27,7 @@ import pandas as pd
 from PIL import Image
 
 from models.akira.augment import augment
-from models.akira.data import crop_sources, oversample_dg, read_label_table
+from models.akira.data import crop_sources, oversample_dg, read_label_table, shared_crops
 from models.akira.labels import load_labels
 from models.akira.metrics import metrics_from_scores, rates_by_group
 from models.akira.net import AkiraConfig
@@ -62,6 +62,10 @@ class AkiraTrainConfig:
     # Exponential moving average of the weights, updated after every step (None: off). Validation, the
     # best-epoch choice and the saved model then use the averaged weights. Not in the paper.
     ema_decay: float | None = None
+    # A second label-table folder (``mdsdx granules labels``) whose images join the training part of every
+    # fold and of the final model, but never a validation split or a test fold, so the CV figures stay
+    # measured on the main table alone. It must share no source crop with the main table.
+    extra_train: str | None = None
 
     def net(self) -> AkiraConfig:
         return AkiraConfig(backbone=self.backbone, input_px=self.input_px, width=self.width,
@@ -211,6 +215,28 @@ class WeightAverage:
             v.assign(value)
 
 
+def _load_table(labels_dir: Path, config: AkiraTrainConfig):
+    """Images, labels (n, 34) and the number of main-table rows: the main table first, then the rows of
+    ``config.extra_train``, which only ever join training parts."""
+    labels = load_labels()
+    table = read_label_table(Path(labels_dir) / "labels.csv")
+    images = _load_images(table, Path(labels_dir) / "images")
+    y = table[list(labels.ids)].values.astype("float32")
+    if not config.extra_train:
+        return table, images, y, len(y)
+    extra_dir = Path(config.extra_train)
+    if not (extra_dir / "labels.csv").is_file():
+        raise InvalidInput(f"extra_train {extra_dir} has no labels.csv")
+    overlap = shared_crops(labels_dir, extra_dir)
+    if overlap:
+        raise InvalidInput(f"extra_train {extra_dir} shares {len(overlap)} source crops with {labels_dir}; "
+                           "a crop must not be both a training-only and a test image")
+    extra = read_label_table(extra_dir / "labels.csv")
+    images += _load_images(extra, extra_dir / "images")
+    y = np.concatenate([y, extra[list(labels.ids)].values.astype("float32")])
+    return table, images, y, len(table)
+
+
 def _split(y: np.ndarray, config: AkiraTrainConfig):
     from iterstrat.ml_stratifiers import MultilabelStratifiedKFold, MultilabelStratifiedShuffleSplit
     presence = (y > 0).astype(int)
@@ -260,12 +286,16 @@ def _claim_cv_folder(out: Path, labels_dir: Path, config: AkiraTrainConfig) -> N
     """Record which labels and settings ``out`` holds a CV of (``cv_run.json``), and refuse to resume a
     CV of other ones: after ``relabel`` or a config change, finished fold files would be stale."""
     labels_hash = hashlib.sha256((Path(labels_dir) / "labels.csv").read_bytes()).hexdigest()
-    run = {"labels_sha256": labels_hash, "config": asdict(config)}
+    settings = {k: v for k, v in asdict(config).items() if not (k == "extra_train" and v is None)}  # as before it existed
+    run = {"labels_sha256": labels_hash, "config": settings}
+    if config.extra_train:
+        run["extra_train_sha256"] = hashlib.sha256((Path(config.extra_train) / "labels.csv").read_bytes()).hexdigest()
     path = out / "cv_run.json"
     if path.is_file():
         held = json.loads(path.read_text())
         if held != json.loads(json.dumps(run)):
-            what = "labels" if held.get("labels_sha256") != labels_hash else "settings"
+            what = "labels" if held.get("labels_sha256") != labels_hash else (
+                "extra training labels" if held.get("extra_train_sha256") != run.get("extra_train_sha256") else "settings")
             raise InvalidInput(f"{out} holds a CV of other {what}; give a new --out (or remove the folder to start again)")
     elif any(out.glob("fold*.csv")):
         log.warning("%s has fold files from before cv_run.json existed; assuming they are of these labels and settings", out)
@@ -285,12 +315,12 @@ def _run_folds(labels_dir: Path, out: Path, config: AkiraTrainConfig, folds: lis
     if not folds:
         return
     labels = load_labels()
-    table = read_label_table(Path(labels_dir) / "labels.csv")
-    images = _load_images(table, Path(labels_dir) / "images")
-    y = table[list(labels.ids)].values.astype("float32")
-    for fold, train_idx, val_idx, test_idx in _split(y, config):
+    table, images, y, n_main = _load_table(labels_dir, config)
+    extra_idx = np.arange(n_main, len(y))
+    for fold, train_idx, val_idx, test_idx in _split(y[:n_main], config):
         if fold not in folds:
             continue
+        train_idx = np.concatenate([train_idx, extra_idx])
         resume = out / f"fold{fold}.resume"
         model, _ = fit_akira(images, y, train_idx, val_idx, config, log_prefix=f"fold {fold + 1}/{config.folds} ",
                              checkpoint_dir=resume)
@@ -309,16 +339,15 @@ def _run_folds(labels_dir: Path, out: Path, config: AkiraTrainConfig, folds: lis
 def train_final(labels_dir: Path, out: Path, config: AkiraTrainConfig) -> Path:
     """Train on every labelled image (10 % validation for the best epoch) and save the model."""
     from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
-    labels = load_labels()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    table = read_label_table(Path(labels_dir) / "labels.csv")
-    images = _load_images(table, Path(labels_dir) / "images")
-    y = table[list(labels.ids)].values.astype("float32")
+    _, images, y, n_main = _load_table(labels_dir, config)
     split = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=config.val_fraction, random_state=config.seed)
-    train_idx, val_idx = next(split.split(np.zeros(len(y)), (y > 0).astype(int)))
+    train_idx, val_idx = next(split.split(np.zeros(n_main), (y[:n_main] > 0).astype(int)))
+    train_idx = np.concatenate([train_idx, np.arange(n_main, len(y))])
     model, val_loss = fit_akira(images, y, train_idx, val_idx, config, checkpoint_dir=out / "resume")
     saved = save_akira(model, config, out, {"validation_loss": val_loss, "n_images": int(len(y)),
+                                            "n_extra_train": int(len(y) - n_main),
                                             "labels": str(Path(labels_dir) / "labels.csv")})
     shutil.rmtree(out / "resume", ignore_errors=True)
     return saved

@@ -20,14 +20,24 @@ def granules() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mix", type=click.Choice(["balanced", "table1"]), default="balanced", show_default=True,
               help="balanced: the same number of crops per source, a fixed share of neutrophils with DG; table1: the cell counts of Mori's Table 1.")
-def make_labels(out: Path, data_root, seed: int, mix: str) -> None:
-    """Build the 34-column label table (Filename + labels) from real crops and simulated grades."""
+@click.option("--split", "splits", type=click.Choice(["train", "val", "test"]), multiple=True,
+              help="Crop splits to draw from (repeatable; default val and test, the crops the stage-1 CNN never trained on).")
+@click.option("--source", "sources", multiple=True,
+              help="Only this source folder, e.g. marrow/segmented_neutrophil (repeatable; default all).")
+@click.option("--neutrophils", type=click.IntRange(min=1), default=900, show_default=True,
+              help="balanced mix: neutrophils drawn, shared among the neutrophil source folders.")
+def make_labels(out: Path, data_root, seed: int, mix: str, splits, sources, neutrophils: int) -> None:
+    """Build the 34-column label table (Filename + labels) from real crops and simulated grades.
+
+    A table of train-split crops (--split train) may only serve as a training-only extra table
+    (``extra_train`` in the AKIRA config), never as a table to cross-validate on."""
     from models.akira.data import LabelTableConfig, build_label_table
     from models.datasets import load_all
     from models.errors import InvalidInput
     if (out / "labels.csv").exists():
         raise InvalidInput(f"{out}/labels.csv exists; choose a new --out so no corrected label is overwritten")
-    table = build_label_table(load_all(data_root), out, LabelTableConfig(mix=mix, seed=seed))
+    config = LabelTableConfig(mix=mix, seed=seed, neutrophils=neutrophils, sources=tuple(sources) or None)
+    table = build_label_table(load_all(data_root), out, config, splits=tuple(splits) or ("val", "test"))
     click.echo(f"wrote {len(table)} labelled images to {out}")
 
 
