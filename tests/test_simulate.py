@@ -274,3 +274,21 @@ def test_transforms_on_real_neutrophils(data_root):
         e = [granule_texture_energy(decreased_granules(rgb, masks, g, np.random.default_rng(0)), masks) for g in range(4)]
         assert all(x > y for x, y in zip(e, e[1:])), (p, e)
     assert measured >= 10
+
+
+def test_mask_sheet_shows_one_source_and_refuses_an_unknown_one(tmp_path):
+    from models.errors import InvalidInput
+    from simulate.contact_sheet import TILE_PX, make_mask_sheet
+    rows = []
+    for k in range(10):
+        path = tmp_path / f"cell_{k}.jpg"
+        Image.fromarray(synthetic_cell(96, seed=k)).save(path)
+        rows.append({"path": str(path), "source": "marrow" if k < 6 else "pbc", "source_label": "segmented_neutrophil"})
+    frame = pd.DataFrame(rows)
+    sheet = make_mask_sheet(frame, "marrow/segmented_neutrophil", tmp_path / "sheet.png", n=32)
+    with Image.open(sheet) as im:
+        assert im.size == (8 * TILE_PX, 2 * TILE_PX + 24)  # 6 crops: one row of crops over their masks
+        overlay = np.asarray(im.convert("RGB"))[24 + TILE_PX:, :TILE_PX].astype(int)
+    assert ((overlay[..., 1] - overlay[..., 0]) > 60).any()  # the green nucleus overlay is drawn
+    with pytest.raises(InvalidInput, match="no crops of source"):
+        make_mask_sheet(frame, "marrow/blast", tmp_path / "none.png")

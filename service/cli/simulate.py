@@ -23,12 +23,21 @@ from simulate.partition import COHORT_SPLITS
 @click.option("--include-normal", is_flag=True, help="Also make healthy smears (diagnosis 'normal').")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True)
 @click.option("--contact-sheet", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG of every feature and grade instead of a cohort.")
+@click.option("--mask-sheet", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a PNG of the segmentation masks on 32 crops of --mask-source instead of a cohort.")
+@click.option("--mask-source", default="marrow/segmented_neutrophil", show_default=True,
+              help="Source folder for --mask-sheet, e.g. pbc/band_neutrophil.")
 def simulate(out, smears, seed, cells, config_file, difficulty, source, partition, export_px, include_normal, workers,
-             contact_sheet) -> None:
+             contact_sheet, mask_sheet, mask_source) -> None:
     """Make a SIMULATED cohort of smears from real crops (every output says it is simulated)."""
     from models.datasets import default_data_root
     from models.errors import InvalidInput
     source = source or default_data_root()
+    if mask_sheet:
+        from simulate.cohort import _source_frame
+        from simulate.contact_sheet import make_mask_sheet
+        click.echo(f"wrote {make_mask_sheet(_source_frame(Path(source)), mask_source, mask_sheet, seed=seed)}")
+        return
     if contact_sheet:
         from simulate.cohort import _source_frame
         from simulate.contact_sheet import make_contact_sheet
