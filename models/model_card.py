@@ -207,7 +207,12 @@ def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = 
         "intended_use": "Research on bone-marrow dysplasia assessment. Not for diagnosing patients.",
         "limits": ("DG grades are simulated, not a morphologist's; the marrow crops are Pappenheim-stained and few, so "
                    "the pooled figures are carried by the peripheral-blood crops (see the by-source table); "
-                   "no megakaryocyte, plasma cell, histiocyte, mitotic or red-cell images were available."),
+                   "no megakaryocyte, plasma cell, histiocyte, mitotic or red-cell images were available. The simulated "
+                   "grades of the marrow neutrophils are mostly not what they say: the simulator's segmentation, "
+                   "tuned on peripheral-blood crops, finds an acceptable cytoplasm mask on about 6 of 32 marrow "
+                   "neutrophil crops against about 31 of 32 peripheral ones (`mdsdx simulate --mask-sheet FILE`, "
+                   "judged by eye, 2026-12-03), so on most marrow crops the DG transform writes outside the "
+                   "cytoplasm or hardly at all, and the marrow rows of the by-source table measure that noise."),
         "libraries": meta["libraries"],
     }
     write_card(model_dir, card)
