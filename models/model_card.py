@@ -209,10 +209,12 @@ def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = 
                    "the pooled figures are carried by the peripheral-blood crops (see the by-source table); "
                    "no megakaryocyte, plasma cell, histiocyte, mitotic or red-cell images were available. The simulated "
                    "grades of the marrow neutrophils are mostly not what they say: the simulator's segmentation, "
-                   "tuned on peripheral-blood crops, finds an acceptable cytoplasm mask on about 6 of 32 marrow "
-                   "neutrophil crops against about 31 of 32 peripheral ones (`mdsdx simulate --mask-sheet FILE`, "
-                   "judged by eye, 2026-12-03), so on most marrow crops the DG transform writes outside the "
-                   "cytoplasm or hardly at all, and the marrow rows of the by-source table measure that noise."),
+                   "tuned on peripheral-blood crops, finds an acceptable cytoplasm mask on about 20 of 64 marrow "
+                   "neutrophil crops against about 31 of 32 peripheral ones (`mdsdx simulate --mask-sheet FILE "
+                   "--seed 0|1`, judged by eye, 2026-12-03), so on most marrow crops the DG transform writes "
+                   "outside the cytoplasm or hardly at all, and the marrow rows of the by-source table measure "
+                   "that noise. Label tables made since then use a marrow segmenter (`--segmenter marrow` on "
+                   "the same sheets: about 42 of 64); this model was trained on the older table."),
         "libraries": meta["libraries"],
     }
     write_card(model_dir, card)

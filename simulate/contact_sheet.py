@@ -49,14 +49,16 @@ def make_contact_sheet(frame: pd.DataFrame, path: Path, seed: int = 0, examples:
     return Path(path)
 
 
-def make_mask_sheet(frame: pd.DataFrame, source: str, path: Path, seed: int = 0, n: int = 32) -> Path:
+def make_mask_sheet(frame: pd.DataFrame, source: str, path: Path, seed: int = 0, n: int = 32,
+                    segmenter: str = "pbc") -> Path:
     """Write a PNG of ``n`` crops of one source folder (e.g. "marrow/segmented_neutrophil"), each above
     the same crop with the masks every transform writes through: nucleus green, cytoplasm yellow.
 
     The transforms are only as good as these masks, and they were tuned on PBC crops; a person judges
-    here, source by source, whether a simulated label can be trusted.
+    here, source by source, whether a simulated label can be trusted. ``segmenter``: a key of
+    :data:`simulate.segment.SEGMENTERS`.
     """
-    from simulate.segment import segment_cell
+    from simulate.segment import SEGMENTERS
     key = frame["source"] + "/" + frame["source_label"]
     paths = frame.loc[key == source, "path"].tolist()
     if not paths:
@@ -69,7 +71,7 @@ def make_mask_sheet(frame: pd.DataFrame, source: str, path: Path, seed: int = 0,
     for k, i in enumerate(chosen):
         with Image.open(paths[i]) as im:
             rgb = np.asarray(im.convert("RGB"))
-        masks = segment_cell(rgb)
+        masks = SEGMENTERS[segmenter](rgb)
         overlay = rgb.astype(np.float32)
         overlay[masks.nucleus] = 0.5 * overlay[masks.nucleus] + (0, 127, 0)
         overlay[masks.cytoplasm] = 0.5 * overlay[masks.cytoplasm] + (127, 127, 0)

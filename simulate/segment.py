@@ -84,3 +84,52 @@ def segment_cell(rgb: np.ndarray) -> CellMasks:
     fine = rgb[..., 1].astype(np.float32) < g_lo + 0.5 * (g_mid - g_lo)
     nucleus_full = ndi.binary_dilation(nucleus_full, iterations=1) & fine & cell_full
     return CellMasks(cell=cell_full, nucleus=nucleus_full)
+
+
+def segment_marrow_cell(rgb: np.ndarray) -> CellMasks:
+    """Masks of the centred cell of a crowded bone-marrow crop (H, W, 3 uint8).
+
+    :func:`segment_cell` thresholds against the crop's median, which on a peripheral crop is the
+    background; on a marrow crop the median is other cells, so it under-segments the nucleus and finds
+    little or the wrong cytoplasm. Here the nuclei are the darker Otsu class of the blurred green
+    channel. The cytoplasm is grown from the central nucleus: a pixel belongs to it when its smoothed
+    colour is closer to the ring just outside that nucleus than to the bright background, and it is
+    nearer that nucleus than any other (a touching neighbour's cytoplasm goes to its own nucleus).
+    """
+    import cv2
+    g = cv2.GaussianBlur(np.ascontiguousarray(rgb[..., 1]), (0, 0), 1.5)
+    otsu, _ = cv2.threshold(g, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    nuclei = ndi.binary_opening(g < otsu, iterations=2)
+    central = _central_components(nuclei, 0.22)
+    central = ndi.binary_fill_holes(ndi.binary_closing(central, iterations=3))
+    if not central.any():
+        return CellMasks(cell=central, nucleus=central)
+    radius = np.sqrt(central.sum() / np.pi)
+    reach = ndi.distance_transform_edt(~central)
+    others = nuclei & ~ndi.binary_dilation(central, iterations=2)
+    ours = reach < (ndi.distance_transform_edt(~others) if others.any() else np.inf)
+    rim = max(1.1 * radius, 12.0)  # a white cell's cytoplasm rim, as in segment_cell
+    smooth = cv2.GaussianBlur(rgb.astype(np.float32), (0, 0), 3.0)  # granules averaged out
+    ring = (reach > 2) & (reach <= 6) & ~nuclei & ours
+    if ring.sum() < 10:
+        return CellMasks(cell=central, nucleus=central)
+    cytoplasm_colour = np.median(smooth[ring], axis=0)
+    far = (reach > 1.4 * radius) & ~nuclei
+    far_px = smooth[far] if far.sum() > 50 else smooth[~nuclei]
+    background = np.median(far_px[far_px[:, 1] >= np.percentile(far_px[:, 1], 60)], axis=0)
+    closer = np.linalg.norm(smooth - cytoplasm_colour, axis=-1) < np.linalg.norm(smooth - background, axis=-1)
+    grown = ndi.binary_opening(closer & ~nuclei & ours & (reach < rim), iterations=2)
+    labels, _ = ndi.label(grown | central)
+    touching = np.unique(labels[central])
+    cell = np.isin(labels, touching[touching > 0])
+    cell = (ndi.binary_fill_holes(ndi.binary_closing(cell, iterations=2)) & (reach < rim)) | central
+    return CellMasks(cell=cell, nucleus=central)
+
+
+SEGMENTERS = {"pbc": segment_cell, "marrow": segment_marrow_cell}
+
+
+def segment_for_source(rgb: np.ndarray, source: str, marrow: str = "marrow") -> CellMasks:
+    """Masks with the segmenter for a crop's source folder ("marrow/..." or "pbc/..."). ``marrow="pbc"``
+    keeps the peripheral segmenter for marrow crops too, as label tables made before 2026-12-03 did."""
+    return SEGMENTERS[marrow if source.startswith("marrow") else "pbc"](rgb)

@@ -292,3 +292,41 @@ def test_mask_sheet_shows_one_source_and_refuses_an_unknown_one(tmp_path):
     assert ((overlay[..., 1] - overlay[..., 0]) > 60).any()  # the green nucleus overlay is drawn
     with pytest.raises(InvalidInput, match="no crops of source"):
         make_mask_sheet(frame, "marrow/blast", tmp_path / "none.png")
+
+
+def _crowded_marrow_field(seed=0):
+    """A bone-marrow-like crop: a pale granular neutrophil in the centre, a touching neighbour with a dark
+    nucleus and blue cytoplasm, and more cells than background, so the crop median is a cell colour.
+    Returns (rgb, true cytoplasm of the central cell, neighbour cell)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:256, 0:256]
+    img = np.empty((256, 256, 3), np.float32)
+    img[:] = (205, 200, 215)  # grey-lilac background
+    for cy, cx in [(20, 20), (20, 236), (236, 20), (236, 236), (128, 10)]:  # crowding cells
+        img[np.hypot(yy - cy, xx - cx) < 45] = (120, 110, 190)
+        img[np.hypot(yy - cy, xx - cx) < 25] = (70, 40, 120)
+    neighbour = np.hypot(yy - 128, xx - 222) < 46
+    img[neighbour] = (125, 120, 195)
+    img[np.hypot(yy - 128, xx - 228) < 26] = (70, 40, 120)
+    cell = np.hypot(yy - 128, xx - 128) < 50
+    nucleus = np.hypot((yy - 124) * 1.1, xx - 126) < 28
+    img[cell] = (215, 185, 215)  # pale pink-lilac, close to the background
+    speckle = rng.random(img.shape[:2])
+    img[cell & (speckle < 0.25)] = (190, 150, 200)
+    img[nucleus] = (95, 55, 140)
+    img += rng.normal(0, 3, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8), cell & ~nucleus, neighbour & ~cell
+
+
+def test_marrow_segmenter_finds_pale_cytoplasm_and_leaves_the_touching_neighbour():
+    from simulate.segment import segment_for_source, segment_marrow_cell
+    rgb, cytoplasm, neighbour = _crowded_marrow_field()
+    masks = segment_marrow_cell(rgb)
+    assert (masks.cytoplasm & cytoplasm).sum() > 0.6 * cytoplasm.sum()
+    assert (masks.cell & neighbour).sum() < 0.05 * neighbour.sum()
+    central_cell = np.hypot(*np.mgrid[-128:128, -128:128]) < 50
+    assert not (masks.nucleus & ~ndi.binary_dilation(central_cell, iterations=3)).any()
+    assert segment_for_source(rgb, "marrow/segmented_neutrophil").cell.sum() == masks.cell.sum()
+    pbc = segment_cell(rgb)
+    assert segment_for_source(rgb, "pbc/segmented_neutrophil").cell.sum() == pbc.cell.sum()
+    assert segment_for_source(rgb, "marrow/segmented_neutrophil", marrow="pbc").cell.sum() == pbc.cell.sum()

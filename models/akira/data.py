@@ -16,7 +16,7 @@ from PIL import Image
 
 from models.akira.labels import load_labels
 from models.errors import InvalidInput
-from simulate.segment import segment_cell
+from simulate.segment import segment_for_source
 from simulate.transforms import TRANSFORMS
 
 # The simulator transforms that fill graded granulocytic slots (slot id -> transform name).
@@ -47,6 +47,9 @@ class LabelTableConfig:
     dg_share: float = 0.22               # of the neutrophils given DG 1-3 (equal thirds)
     other_dysplasia_share: float = 0.12  # of the neutrophils given HS, HYPES or ACC (with or without DG)
     sources: tuple[str, ...] | None = None  # only these source folders (e.g. "marrow/segmented_neutrophil"); None: all
+    # Segmenter for the marrow crops the transforms write through: "marrow" (simulate.segment.segment_marrow_cell)
+    # or "pbc", the peripheral one, which the tables made before 2026-12-03 (labels3) used for every crop.
+    marrow_segmenter: str = "marrow"
     seed: int = 0
 
 
@@ -132,12 +135,12 @@ def build_label_table(frame: pd.DataFrame, out: Path, config: LabelTableConfig =
             if grades is None:
                 grades = _draw_grades(config, rng)
             if grades:
-                masks = segment_cell(rgb)
+                masks = segment_for_source(rgb, source, config.marrow_segmenter)
                 for slot in ("HS", "HYPES", "ACC", "DG"):  # nucleus first, then the cytoplasm
                     if slot in grades:
                         rgb = TRANSFORMS[SIMULATED_SLOTS[slot]].fn(rgb, masks, grades[slot], rng)
                         if slot in ("HS", "HYPES"):
-                            masks = segment_cell(rgb)
+                            masks = segment_for_source(rgb, source, config.marrow_segmenter)
                 for slot, g in grades.items():
                     y[labels.index(slot)] = g
             else:

@@ -26,7 +26,9 @@ def granules() -> None:
               help="Only this source folder, e.g. marrow/segmented_neutrophil (repeatable; default all).")
 @click.option("--neutrophils", type=click.IntRange(min=1), default=900, show_default=True,
               help="balanced mix: neutrophils drawn, shared among the neutrophil source folders.")
-def make_labels(out: Path, data_root, seed: int, mix: str, splits, sources, neutrophils: int) -> None:
+@click.option("--marrow-segmenter", type=click.Choice(["marrow", "pbc"]), default="marrow", show_default=True,
+              help="Masks for the simulated grades of marrow crops; pbc reproduces the tables made before 2026-12-03.")
+def make_labels(out: Path, data_root, seed: int, mix: str, splits, sources, neutrophils: int, marrow_segmenter: str) -> None:
     """Build the 34-column label table (Filename + labels) from real crops and simulated grades.
 
     A table of train-split crops (--split train) may only serve as a training-only extra table
@@ -36,7 +38,8 @@ def make_labels(out: Path, data_root, seed: int, mix: str, splits, sources, neut
     from models.errors import InvalidInput
     if (out / "labels.csv").exists():
         raise InvalidInput(f"{out}/labels.csv exists; choose a new --out so no corrected label is overwritten")
-    config = LabelTableConfig(mix=mix, seed=seed, neutrophils=neutrophils, sources=tuple(sources) or None)
+    config = LabelTableConfig(mix=mix, seed=seed, neutrophils=neutrophils, sources=tuple(sources) or None,
+                              marrow_segmenter=marrow_segmenter)
     table = build_label_table(load_all(data_root), out, config, splits=tuple(splits) or ("val", "test"))
     click.echo(f"wrote {len(table)} labelled images to {out}")
 

@@ -27,8 +27,10 @@ from simulate.partition import COHORT_SPLITS
               help="Write a PNG of the segmentation masks on 32 crops of --mask-source instead of a cohort.")
 @click.option("--mask-source", default="marrow/segmented_neutrophil", show_default=True,
               help="Source folder for --mask-sheet, e.g. pbc/band_neutrophil.")
+@click.option("--segmenter", type=click.Choice(["pbc", "marrow"]), default="pbc", show_default=True,
+              help="Segmenter for --mask-sheet: the peripheral-blood one or the crowded-marrow one.")
 def simulate(out, smears, seed, cells, config_file, difficulty, source, partition, export_px, include_normal, workers,
-             contact_sheet, mask_sheet, mask_source) -> None:
+             contact_sheet, mask_sheet, mask_source, segmenter) -> None:
     """Make a SIMULATED cohort of smears from real crops (every output says it is simulated)."""
     from models.datasets import default_data_root
     from models.errors import InvalidInput
@@ -36,7 +38,7 @@ def simulate(out, smears, seed, cells, config_file, difficulty, source, partitio
     if mask_sheet:
         from simulate.cohort import _source_frame
         from simulate.contact_sheet import make_mask_sheet
-        click.echo(f"wrote {make_mask_sheet(_source_frame(Path(source)), mask_source, mask_sheet, seed=seed)}")
+        click.echo(f"wrote {make_mask_sheet(_source_frame(Path(source)), mask_source, mask_sheet, seed=seed, segmenter=segmenter)}")
         return
     if contact_sheet:
         from simulate.cohort import _source_frame
