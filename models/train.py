@@ -44,6 +44,7 @@ class TrainConfig:
     learning_rate: float = 2e-3           # Adam, cosine decay to 0 over all epochs
     weight_decay: float = 1e-4
     balance_power: float = 0.5            # sampling weight of a type ~ count ** -balance_power
+    real_sampling_boost: dict = field(default_factory=dict)  # type key -> factor on the sampling weight of its real crops
     loss_weights: dict = field(default_factory=lambda: {"cell_type": 1.0, "features_logits": 2.0, "attributes": 0.5})
     early_stopping_patience: int = 4
     seed: int = 0
@@ -178,6 +179,22 @@ def load_initial_weights(net, trainer, path: Path) -> None:
     log.info("initial weights loaded from %s", path)
 
 
+def sampling_weights(keys: pd.Series, origins: pd.Series, balance_power: float,
+                     real_boost: dict | None = None) -> np.ndarray:
+    """Sampling probability of each training image (sums to 1): ``count(key) ** -balance_power``,
+    real and simulated images of a key counted together, times ``real_boost[key]`` for the real
+    crops of the keys listed. A key is a type abbreviation, or types joined by '+'."""
+    from models.errors import InvalidInput
+    boost = real_boost or {}
+    counts = keys.value_counts()
+    unknown = sorted(set(boost) - set(keys[origins == "real"]))
+    if unknown:
+        raise InvalidInput(f"real_sampling_boost names types with no real training crop: {', '.join(unknown)}")
+    factor = np.where(origins.to_numpy() == "real", keys.map(lambda k: float(boost.get(k, 1.0))).to_numpy(float), 1.0)
+    w = keys.map(counts).to_numpy(float) ** -balance_power * factor
+    return w / w.sum()
+
+
 def train_cells(out: Path, config: TrainConfig) -> Path:
     """Train, calibrate and save ``<out>/cellnet.keras`` with ``metadata.json``; returns the model path."""
     import keras
@@ -206,9 +223,8 @@ def train_cells(out: Path, config: TrainConfig) -> Path:
     train_idx = np.flatnonzero(frame["split"].values == "train")
     val_idx = np.flatnonzero(frame["split"].values == "val")
 
-    counts = frame.iloc[train_idx]["key"].value_counts()
-    weights = frame.iloc[train_idx]["key"].map(lambda k: counts[k] ** -config.balance_power).values
-    weights = weights / weights.sum()
+    train_rows = frame.iloc[train_idx]
+    weights = sampling_weights(train_rows["key"], train_rows["origin"], config.balance_power, config.real_sampling_boost)
     steps = config.samples_per_epoch // config.batch_size
     targets = {"cell_type": np.stack(frame["type_target"].values),
                "features_logits": np.stack(frame["feature_target"].values),

@@ -63,3 +63,18 @@ def test_training_frame_gives_a_rewritten_neutrophil_a_partial_type_label(tmp_pa
     allowed = [{abbrs[i] for i in np.flatnonzero(t)} for t in frame["type_target"]]
     assert allowed == [{"MY"}, {"SNE", "BNE"}, {"BNE"}]
     assert list(frame["key"]) == ["MY", "SNE", "BNE"]  # sampling still balances on the drawn type
+
+
+def test_sampling_weights_balance_and_boost_real_crops():
+    import pandas as pd
+    from models.train import sampling_weights
+    keys = pd.Series(["SNE"] * 4 + ["SNE"] * 4 + ["MY"])
+    origins = pd.Series(["real"] * 4 + ["simulated"] * 4 + ["real"])
+    plain = sampling_weights(keys, origins, 1.0)
+    assert plain.sum() == pytest.approx(1.0)
+    assert plain[:8].sum() == pytest.approx(plain[8])  # full balance: each type half the draws
+    boosted = sampling_weights(keys, origins, 1.0, {"SNE": 3.0})
+    assert boosted[0] / boosted[4] == pytest.approx(3.0)  # only the real SNE crops are boosted
+    assert boosted[8] / boosted[4] == pytest.approx(8.0)
+    with pytest.raises(InvalidInput, match="VLY"):
+        sampling_weights(keys, origins, 1.0, {"VLY": 2.0})
