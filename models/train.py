@@ -190,7 +190,7 @@ def sampling_weights(keys: pd.Series, origins: pd.Series, balance_power: float,
     unknown = sorted(set(boost) - set(keys[origins == "real"]))
     if unknown:
         raise InvalidInput(f"real_sampling_boost names types with no real training crop: {', '.join(unknown)}")
-    factor = np.where(origins.to_numpy() == "real", keys.map(lambda k: float(boost.get(k, 1.0))).to_numpy(float), 1.0)
+    factor = np.where(origins.to_numpy() == "real", keys.map(boost).fillna(1.0).to_numpy(float), 1.0)
     w = keys.map(counts).to_numpy(float) ** -balance_power * factor
     return w / w.sum()
 
