@@ -1,4 +1,4 @@
-"""``mdsdx train cells|diagnosis|attributes|recalibrate|onnx|quantize``: train the shipped models with the project's own code."""
+"""``mdsdx train cells|diagnosis|attributes|recalibrate|soup|onnx|quantize``: train the shipped models with the project's own code."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -71,6 +71,21 @@ def train_recalibrate(model_dir: Path, simulated_dir, data_root) -> None:
     validated = sorted(f for f, v in calibration["feature_thresholds"].items() if v["validated"])
     click.echo(f"recalibrated {model_dir}: type T {calibration['type_temperature']:.3f}, "
                f"UNID below {calibration['unid_threshold']:.3f}, validated features: {', '.join(validated) or 'none'}")
+
+
+@train.command("soup")
+@click.argument("model_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
+@click.option("--simulated-dir", type=click.Path(file_okay=False, exists=True), required=True,
+              help="The simulated cells the models were trained with (cells.csv inside).")
+@click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
+def train_soup(model_dirs: tuple[Path, ...], out: Path, simulated_dir, data_root) -> None:
+    """Average the weights of 2 or more stage-1 fine-tunes of one start (MODEL_DIRS), then re-estimate
+    batch norm and recalibrate; refit the attribute head after with `mdsdx train attributes OUT`."""
+    setup_logging()
+    from models.soup import average_saved
+    path = average_saved(out, list(model_dirs), simulated_dir=simulated_dir, data_root=data_root)
+    click.echo(f"saved {path} (uniform average of {len(model_dirs)} models)")
 
 
 @train.command("onnx")

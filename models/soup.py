@@ -1,0 +1,74 @@
+"""A uniform "model soup" (Wortsman et al. 2022) of stage-1 models (``mdsdx train soup``).
+
+The members must be fine-tunes of one start (the same basin): their weights are averaged
+element-wise, the batch-normalisation statistics are re-estimated on the train images (the mean
+of the members' running statistics is not the statistics of the mean network), and the
+calibration is refitted on the validation split, as after ``mdsdx train cells``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from models.errors import InvalidInput
+
+
+def average_weights(weight_lists: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """Element-wise mean of several models' ``get_weights()`` lists, each tensor in its own dtype."""
+    if len(weight_lists) < 2:
+        raise InvalidInput("a soup needs at least 2 models")
+    shapes = [[w.shape for w in ws] for ws in weight_lists]
+    if any(s != shapes[0] for s in shapes[1:]):
+        raise InvalidInput("the models' weight tensors differ in number or shape")
+    return [np.mean([ws[i] for ws in weight_lists], axis=0).astype(weight_lists[0][i].dtype)
+            for i in range(len(weight_lists[0]))]
+
+
+def _check_same_recipe(metas: list[dict], model_dirs: list[Path]) -> None:
+    for key in ("architecture", "input", "trained_features"):
+        values = [m.get(key) for m in metas]
+        for d, v in zip(model_dirs[1:], values[1:]):
+            if v != values[0]:
+                raise InvalidInput(f"{d}: its {key} differs from {model_dirs[0]}'s; a soup averages models of one architecture")
+
+
+def average_saved(out: Path, model_dirs: list[Path], simulated_dir: str, data_root: str | None = None,
+                  threads: int = 2) -> Path:
+    """Average the stage-1 models in ``model_dirs``, re-estimate batch norm on the train split,
+    recalibrate on the validation split and save to ``out`` (cellnet.keras + metadata.json).
+
+    ``simulated_dir`` must hold the simulated cells the members were trained with (cells.csv).
+    """
+    from models.artifact import load_cellnet, save_cellnet
+    from models.calibrate import calibrate
+    from models.cellnet import CellNetConfig
+    from models.train import TrainConfig, _decode_all, assemble, recalibrate_batchnorm
+
+    model_dirs = [Path(d) for d in model_dirs]
+    if len(model_dirs) < 2:
+        raise InvalidInput("a soup needs at least 2 model folders")
+    if not simulated_dir or not (Path(simulated_dir) / "cells.csv").is_file():
+        raise InvalidInput("--simulated-dir: give the simulated cells the models were trained with (cells.csv inside)")
+    loaded = [load_cellnet(d) for d in model_dirs]
+    metas = [meta for _, meta in loaded]
+    _check_same_recipe(metas, model_dirs)
+    net, meta = loaded[0]
+    net.set_weights(average_weights([member.get_weights() for member, _ in loaded]))
+    del loaded
+
+    config = TrainConfig(simulated_dir=str(simulated_dir), data_root=data_root,
+                         input_px=int(meta["input"]["shape"][0]), threads=threads)
+    frame = assemble(config, Path(simulated_dir))
+    frame = frame[frame["split"].isin(["train", "val"])].reset_index(drop=True)
+    images = _decode_all(frame["path"].tolist(), config.input_px, threads)
+    train_idx = np.flatnonzero(frame["split"].to_numpy() == "train")
+    val_idx = np.flatnonzero(frame["split"].to_numpy() == "val")
+    recalibrate_batchnorm(net, images[train_idx], config.seed)
+    calibration = calibrate(net, images[val_idx], frame.iloc[val_idx])
+    return save_cellnet(net, CellNetConfig(**meta["architecture"]), Path(out), calibration=calibration,
+                        trained_features=meta.get("trained_features", []),
+                        training={"soup_of": [str(d) for d in model_dirs],
+                                  "member_versions": [m["version"] for m in metas],
+                                  "simulated_dir": str(simulated_dir),
+                                  "n_train": int(len(train_idx)), "n_val": int(len(val_idx))})
