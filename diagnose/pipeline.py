@@ -6,6 +6,7 @@ decode (models.preprocess) -> per-cell predictions (models.infer) -> 114 paramet
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -59,6 +60,17 @@ class SmearResult:
         return out
 
 
+def pairing_warning(diagnoser_metadata: dict, cellnet_version: str) -> str | None:
+    """A warning when the diagnoser was trained on the parameters of another stage-1 model than the
+    one loaded: its 114 inputs are that model's outputs. A refitted attribute head (``-att...``
+    suffix) does not change them, so it is ignored."""
+    trained_on = (diagnoser_metadata.get("training") or {}).get("cellnet")
+    if not trained_on or re.sub(r"-att\d+$", "", cellnet_version) == re.sub(r"-att\d+$", "", trained_on):
+        return None
+    return (f"the diagnoser was trained on the outputs of stage-1 model {trained_on}, not the loaded {cellnet_version}; "
+            "retrain it (`mdsdx train diagnosis`) before relying on its calls")
+
+
 class SmearDiagnosisPipeline:
     """Loads the stage-1 model and the diagnoser once; diagnoses any number of smears."""
 
@@ -71,6 +83,9 @@ class SmearDiagnosisPipeline:
         self.diagnoser = MdsDiagnoser.load(diagnoser_dir)
         self.model_versions = {"cellnet": self.predictor.version, "diagnoser": self.diagnoser.metadata_["version"]}
         self.feature_thresholds = self.predictor.metadata["calibration"].get("feature_thresholds", {})
+        self.pairing_warning = pairing_warning(self.diagnoser.metadata_, self.predictor.version)
+        if self.pairing_warning:
+            log.warning(self.pairing_warning)
 
     def diagnose_images(self, sources: Sequence, names: Sequence[str], smear_id: str,
                         skip_invalid: bool = False) -> SmearResult:
@@ -119,7 +134,7 @@ class SmearDiagnosisPipeline:
         shap_row = shap_values[0]
         call_counts = pd.Series(preds.cell_type).value_counts()
         cells = self._gallery(preds, names)
-        warnings = list(feats.warnings)
+        warnings = list(feats.warnings) + ([self.pairing_warning] if self.pairing_warning else [])
         return SmearResult(
             smear_id=smear_id, p_mds=round(p_mds, 4), call="MDS" if p_mds >= self.diagnoser.threshold_ else "AA",
             threshold=round(self.diagnoser.threshold_, 4), n_cells=feats.n_cells, n_usable=feats.n_usable,

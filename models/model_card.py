@@ -171,6 +171,11 @@ def _by_source_table(by_source: dict) -> str:
     return "\n".join(lines)
 
 
+def _ci(rates: dict, name: str) -> str:
+    ci = (rates.get("ci95") or {}).get(name)
+    return f" (exact 95 % CI {_pct(ci[0])[:-2]}-{_pct(ci[1])})" if ci else ""
+
+
 def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = "", training_notes: str = "") -> dict:
     meta = json.loads((Path(model_dir) / "metadata.json").read_text())
     m = json.loads((Path(cv_dir) / "metrics.json").read_text())
@@ -188,10 +193,10 @@ def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = 
         "data": (f"{meta.get('n_images', 'n/a')} images from real crops outside the stage-1 training split; DG grades "
                  "(and HS, HYPES, ACC) are SIMULATED by mdsdx's transforms on real neutrophils."),
         "metrics": {
-            "DG1-3 sensitivity (5-fold CV, SIMULATED grades)": (_pct(a["sensitivity"]), ">= 91.0 %"),
-            "DG1-3 specificity": (_pct(a["specificity"]), ">= 97.7 %"),
+            "DG1-3 sensitivity (5-fold CV, SIMULATED grades)": (_pct(a["sensitivity"]) + _ci(a, "sensitivity"), ">= 91.0 %"),
+            "DG1-3 specificity": (_pct(a["specificity"]) + _ci(a, "specificity"), ">= 97.7 %"),
             "DG1-3 PPV / NPV": (f"{_pct(a['ppv'])} / {_pct(a['npv'])}", "(paper 76.3 % / 99.3 %)"),
-            "DG1-3 accuracy": (_pct(a["accuracy"]), ">= 97.2 %"),
+            "DG1-3 accuracy": (_pct(a["accuracy"]) + _ci(a, "accuracy"), ">= 97.2 %"),
             "DG1-3 AUC": (f"{a['auc']:.3f}", "(paper 0.944)"),
             "DG2-3 sensitivity / specificity / accuracy": (f"{_pct(b['sensitivity'])} / {_pct(b['specificity'])} / "
                                                           f"{_pct(b['accuracy'])}", "(paper 85.2 / 98.9 / 98.2 %)"),

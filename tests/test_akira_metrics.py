@@ -81,3 +81,18 @@ def test_rates_by_group_splits_the_pooled_counts():
     assert by["pbc"]["fp"] == 1 and by["pbc"]["fn"] == 1 and by["pbc"]["sensitivity"] == 0.0
     pooled = metrics_from_scores(y, s)["dg1_3"]
     assert sum(g["fp"] for g in by.values()) == pooled["fp"] and sum(g["tn"] for g in by.values()) == pooled["tn"]
+
+
+def test_rates_carry_exact_95_percent_intervals():
+    from models.akira.metrics import exact_ci95
+    m = metrics_from_confusion(TABLE2)["dg1_3"]
+    for key in ("sensitivity", "specificity", "ppv", "npv", "accuracy"):
+        low, high = m["ci95"][key]
+        assert 0 <= low < m[key] < high <= 1, key
+    # the paper's specificity: 1,623 of 1,661 DG0 cells
+    assert m["tn"] == 1623 and m["fp"] == 38
+    low, high = m["ci95"]["specificity"]
+    # Clopper-Pearson bounds of 1623 / 1661, checked against the beta quantiles they are defined by
+    from scipy.stats import beta
+    assert low == pytest.approx(beta.ppf(0.025, 1623, 39)) and high == pytest.approx(beta.ppf(0.975, 1624, 38))
+    assert exact_ci95(0, 10)[0] == 0.0 and all(np.isnan(exact_ci95(0, 0)))

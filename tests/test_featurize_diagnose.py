@@ -172,3 +172,12 @@ def test_featurizer_transformer_shape():
             self.type_probs, self.feature_probs = _onehot(t), np.zeros((len(t), 97))
     frame = SmearFeaturizer().fit().transform([P(["SNE"] * 60), P(["LY"] * 70)])
     assert frame.shape == (2, 114) and list(frame.columns) == parameter_ids()
+
+
+def test_pairing_warning_names_both_stage1_versions():
+    from diagnose.pipeline import pairing_warning
+    meta = {"training": {"cellnet": "cellnet-20261125-0807-cal202612021312"}}
+    assert pairing_warning(meta, "cellnet-20261125-0807-cal202612021312-att202612021640") is None
+    assert pairing_warning({"training": {}}, "cellnet-x") is None
+    text = pairing_warning(meta, "cellnet-20261204-1309-att202612041313")
+    assert "cellnet-20261125-0807-cal202612021312" in text and "cellnet-20261204-1309-att202612041313" in text
