@@ -30,18 +30,23 @@ class AttributeHeadConfig:
     seed: int = 0
     max_iter: int = 3000
     batch_size: int = 64
+    # 1: the unaugmented train crops; up to 8: also their exact rotations by 90 degrees and flips. On the shipped
+    # model 4 views gave validation mean accuracy 92.95 % against 93.03 % with 1 (runs/soup2m_att4, 2026-12-04).
+    train_views: int = 1
 
 
 def fit_attribute_head(embeddings: np.ndarray, targets: np.ndarray, group_sizes: list[int],
-                       config: AttributeHeadConfig = AttributeHeadConfig()) -> tuple[np.ndarray, np.ndarray, list[float]]:
+                       config: AttributeHeadConfig = AttributeHeadConfig(),
+                       groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """Fit the head's ``kernel`` (d, sum(group_sizes)) and ``bias`` (sum,) and return them with the C
     chosen for each attribute.
 
     ``embeddings`` (n, d) float; ``targets`` (n, len(group_sizes)) int, the value index of each
-    attribute or -1 where the crop has no label.
+    attribute or -1 where the crop has no label. ``groups`` (n,): the source crop of each row when
+    rows are several views of one crop, so that the cross-validation never splits a crop's views.
     """
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
     d = embeddings.shape[1]
     kernel = np.zeros((d, sum(group_sizes)), np.float32)
     bias = np.zeros(sum(group_sizes), np.float32)
@@ -50,7 +55,9 @@ def fit_attribute_head(embeddings: np.ndarray, targets: np.ndarray, group_sizes:
     for j, size in enumerate(group_sizes):
         known = targets[:, j] >= 0
         x, y = embeddings[known], targets[known, j]
-        classes, counts = np.unique(y, return_counts=True)
+        g = None if groups is None else groups[known]
+        classes = np.unique(y)
+        counts = np.array([len(np.unique(g[y == c])) for c in classes]) if g is not None else np.unique(y, return_counts=True)[1]
         cols = slice(start, start + size)
         if len(classes) < 2:
             group_bias = np.full(size, -ABSENT_LOGIT_MARGIN, np.float32)
@@ -61,7 +68,9 @@ def fit_attribute_head(embeddings: np.ndarray, targets: np.ndarray, group_sizes:
             continue
         folds = min(config.folds, int(counts.min()))
         if folds >= 2:
-            cv = StratifiedKFold(folds, shuffle=True, random_state=config.seed)
+            splitter = (StratifiedKFold(folds, shuffle=True, random_state=config.seed) if g is None
+                        else StratifiedGroupKFold(folds, shuffle=True, random_state=config.seed))
+            cv = list(splitter.split(x, y, g))
             with warnings.catch_warnings():  # scikit-learn 1.9 announces new defaults; accuracy is set explicitly
                 warnings.simplefilter("ignore", FutureWarning)
                 clf = LogisticRegressionCV(Cs=list(config.cs), cv=cv, scoring="accuracy", max_iter=config.max_iter).fit(x, y)
@@ -81,6 +90,15 @@ def fit_attribute_head(embeddings: np.ndarray, targets: np.ndarray, group_sizes:
         kernel[:, cols], bias[cols] = group_kernel, group_bias
         start += size
     return kernel, bias, chosen
+
+
+def dihedral_view(images: np.ndarray, view: int) -> np.ndarray:
+    """View 0-7 of (n, h, w, 3) square images: rotation by ``view % 4`` quarter turns, mirrored when
+    ``view >= 4``; exact pixel permutations, no interpolation."""
+    if not 0 <= view < 8:
+        raise ValueError(f"view must be 0-7, got {view}")
+    out = np.rot90(images, view % 4, axes=(1, 2))
+    return np.ascontiguousarray(out[:, :, ::-1] if view >= 4 else out)
 
 
 def _embeddings(net, images: np.ndarray, batch_size: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
@@ -116,8 +134,20 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
     emb, old_logits = {}, {}
     for s, idx in split.items():
         log.info("embedding %d %s crops with WBCAtt attributes", len(idx), s)
-        emb[s], old_logits[s] = _embeddings(net, _decode_all(real["path"].iloc[idx].tolist(), px, threads), config.batch_size)
-    kernel, bias, chosen = fit_attribute_head(emb["train"], targets[split["train"]], group_sizes, config)
+        images = _decode_all(real["path"].iloc[idx].tolist(), px, threads)
+        emb[s], old_logits[s] = _embeddings(net, images, config.batch_size)
+        if s == "train" and config.train_views > 1:
+            views = [emb[s]] + [_embeddings(net, dihedral_view(images, v), config.batch_size)[0]
+                                for v in range(1, config.train_views)]
+            log.info("embedded %d more views of the train crops", config.train_views - 1)
+        del images
+    train_targets = targets[split["train"]]
+    if config.train_views > 1:
+        n = len(split["train"])
+        kernel, bias, chosen = fit_attribute_head(np.concatenate(views), np.tile(train_targets, (config.train_views, 1)),
+                                                  group_sizes, config, groups=np.tile(np.arange(n), config.train_views))
+    else:
+        kernel, bias, chosen = fit_attribute_head(emb["train"], train_targets, group_sizes, config)
     net.get_layer("attributes").set_weights([kernel, bias])
     val_t = targets[split["val"]]
     before = _attribute_accuracy(old_logits["val"], val_t)

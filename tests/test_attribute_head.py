@@ -85,3 +85,27 @@ def test_refit_rewrites_the_saved_model_and_its_version(tmp_path, tiny_models, m
     monkeypatch.setattr(models.datasets, "load_all", lambda root: pd.DataFrame(rows).assign(split="test"))
     with pytest.raises(InvalidInput, match="WBCAtt"):
         refit_saved(model, config=AttributeHeadConfig(cs=(1.0,), folds=2))
+
+
+def test_dihedral_views_are_the_eight_distinct_symmetries():
+    from models.attribute_head import dihedral_view
+    img = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    views = [dihedral_view(img, v) for v in range(8)]
+    assert all(v.shape == img.shape and v.flags["C_CONTIGUOUS"] for v in views)
+    np.testing.assert_array_equal(views[0], img)
+    assert len({v.tobytes() for v in views}) == 8
+    np.testing.assert_array_equal(views[1][0, :, :, 0], np.rot90(img[0, :, :, 0]))
+    with pytest.raises(ValueError):
+        dihedral_view(img, 8)
+
+
+def test_the_head_fits_on_several_views_grouped_by_crop():
+    x, targets = _data(n=120)
+    views = 3
+    rng = np.random.default_rng(5)
+    x_views = np.concatenate([x + rng.normal(scale=0.01, size=x.shape).astype(np.float32) for _ in range(views)])
+    groups = np.tile(np.arange(len(x)), views)
+    kernel, bias, chosen = fit_attribute_head(x_views, np.tile(targets, (views, 1)), [4, 2, 3], FAST, groups=groups)
+    logits = x @ kernel + bias
+    assert (logits[:, 0:4].argmax(1) == targets[:, 0]).mean() > 0.9
+    assert chosen[0] in FAST.cs
