@@ -136,18 +136,14 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
         log.info("embedding %d %s crops with WBCAtt attributes", len(idx), s)
         images = _decode_all(real["path"].iloc[idx].tolist(), px, threads)
         emb[s], old_logits[s] = _embeddings(net, images, config.batch_size)
-        if s == "train" and config.train_views > 1:
-            views = [emb[s]] + [_embeddings(net, dihedral_view(images, v), config.batch_size)[0]
-                                for v in range(1, config.train_views)]
-            log.info("embedded %d more views of the train crops", config.train_views - 1)
+        if s == "train":
+            train_views = [emb[s]] + [_embeddings(net, dihedral_view(images, v), config.batch_size)[0]
+                                      for v in range(1, config.train_views)]
         del images
-    train_targets = targets[split["train"]]
-    if config.train_views > 1:
-        n = len(split["train"])
-        kernel, bias, chosen = fit_attribute_head(np.concatenate(views), np.tile(train_targets, (config.train_views, 1)),
-                                                  group_sizes, config, groups=np.tile(np.arange(n), config.train_views))
-    else:
-        kernel, bias, chosen = fit_attribute_head(emb["train"], train_targets, group_sizes, config)
+    n_views, n_train = config.train_views, len(split["train"])
+    kernel, bias, chosen = fit_attribute_head(np.concatenate(train_views), np.tile(targets[split["train"]], (n_views, 1)),
+                                              group_sizes, config,
+                                              groups=np.tile(np.arange(n_train), n_views) if n_views > 1 else None)
     net.get_layer("attributes").set_weights([kernel, bias])
     val_t = targets[split["val"]]
     before = _attribute_accuracy(old_logits["val"], val_t)
