@@ -305,3 +305,26 @@ def test_label_table_from_one_source_and_split(tmp_path):
     assert all("_train_" in crop for crop in provenance["crop"])
     with pytest.raises(InvalidInput, match="unknown source"):
         build_label_table(frame, tmp_path / "bad", LabelTableConfig(sources=("marrow/nonsense",)))
+
+
+def test_label_table_of_normal_neutrophils_only(tmp_path):
+    from models.akira.data import LabelTableConfig, build_label_table, load_labels
+    rows = []
+    for label in ("segmented_neutrophil", "band_neutrophil"):
+        for k in range(6):
+            path = tmp_path / "crops" / f"{label}_{k}.jpg"
+            path.parent.mkdir(exist_ok=True)
+            Image.fromarray(synthetic_cell(96, seed=k)).save(path)
+            rows.append({"path": str(path), "source": "pbc", "source_label": label, "split": "train"})
+    config = LabelTableConfig(neutrophils=12, dg_share=0.0, other_dysplasia_share=0.0, seed=0)
+    table = build_label_table(pd.DataFrame(rows), tmp_path / "out", config, splits=("train",))
+    ids = load_labels().ids
+    assert len(table) == 12 and (table["NN"] == 1).all()
+    assert (table[[i for i in ids if i != "NN"]] == 0).all().all()  # no DG, HS, HYPES or ACC drawn
+
+
+def test_labels_cli_refuses_shares_with_table1(tmp_path):
+    from service.cli import cli
+    r = CliRunner().invoke(cli, ["granules", "labels", "--out", str(tmp_path / "t"), "--mix", "table1", "--dg-share", "0"])
+    assert r.exit_code != 0 and "balanced mix" in r.output
+    assert not (tmp_path / "t" / "labels.csv").exists()

@@ -28,7 +28,12 @@ def granules() -> None:
               help="balanced mix: neutrophils drawn, shared among the neutrophil source folders.")
 @click.option("--marrow-segmenter", type=click.Choice(["marrow", "pbc"]), default="marrow", show_default=True,
               help="Masks for the simulated grades of marrow crops; pbc reproduces the tables made before 2026-12-03.")
-def make_labels(out: Path, data_root, seed: int, mix: str, splits, sources, neutrophils: int, marrow_segmenter: str) -> None:
+@click.option("--dg-share", type=click.FloatRange(0, 1),
+              help="balanced mix: share of the neutrophils given DG 1-3 (default 0.22); 0 keeps them all DG0.")
+@click.option("--other-dysplasia-share", type=click.FloatRange(0, 1),
+              help="balanced mix: share of the neutrophils given HS, HYPES or ACC (default 0.12).")
+def make_labels(out: Path, data_root, seed: int, mix: str, splits, sources, neutrophils: int, marrow_segmenter: str,
+                dg_share: float, other_dysplasia_share: float) -> None:
     """Build the 34-column label table (Filename + labels) from real crops and simulated grades.
 
     A table of train-split crops (--split train) may only serve as a training-only extra table
@@ -38,8 +43,11 @@ def make_labels(out: Path, data_root, seed: int, mix: str, splits, sources, neut
     from models.errors import InvalidInput
     if (out / "labels.csv").exists():
         raise InvalidInput(f"{out}/labels.csv exists; choose a new --out so no corrected label is overwritten")
+    shares = {k: v for k, v in {"dg_share": dg_share, "other_dysplasia_share": other_dysplasia_share}.items() if v is not None}
+    if mix == "table1" and shares:
+        raise InvalidInput("--dg-share and --other-dysplasia-share set the balanced mix; table1 takes Mori's counts")
     config = LabelTableConfig(mix=mix, seed=seed, neutrophils=neutrophils, sources=tuple(sources) or None,
-                              marrow_segmenter=marrow_segmenter)
+                              marrow_segmenter=marrow_segmenter, **shares)
     table = build_label_table(load_all(data_root), out, config, splits=tuple(splits) or ("val", "test"))
     click.echo(f"wrote {len(table)} labelled images to {out}")
 
