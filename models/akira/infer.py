@@ -95,12 +95,15 @@ class GranuleScorer:
     """The loaded regressor; ``score_files`` / ``score_arrays`` give :class:`GranuleScores`."""
 
     def __init__(self, model_dir: Path | str | None = None, limits: ImageLimits = ImageLimits(), model=None,
-                 input_px: int | None = None):
+                 input_px: int | None = None, rotation_interpolation: str = "bilinear"):
         if model is None:
             self.model, self.metadata = load_akira(Path(model_dir) if model_dir else None)
             self.input_px = int(self.metadata["config"]["input_px"])
+            # models saved before the setting existed were trained with bilinear rotations
+            self.rotation_interpolation = self.metadata["config"].get("rotation_interpolation", "bilinear")
         else:
             self.model, self.metadata, self.input_px = model, {"version": "in-memory"}, int(input_px)
+            self.rotation_interpolation = rotation_interpolation
         self._forward = _forward_of(self.model)
         self.runtime = self.model.label if isinstance(self.model, OnnxModel) else "keras"
         self.limits = limits
@@ -114,7 +117,7 @@ class GranuleScorer:
         """Score RGB uint8 crops of any size. The next cell's 16 views are made in a second thread while
         the network runs on the current one's."""
         outputs, spread = [], []
-        make_views = lambda rgb: rotation_views(rgb, self.input_px, N_VIEWS).astype("float32")
+        make_views = lambda rgb: rotation_views(rgb, self.input_px, N_VIEWS, self.rotation_interpolation).astype("float32")
         with ThreadPoolExecutor(1) as ex:
             pending = ex.submit(make_views, crops[0]) if len(crops) else None
             for k in range(len(crops)):

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from models.akira.augment import augment
+from models.akira.augment import augment, rotation_resample
 from models.akira.data import crop_sources, oversample_dg, read_label_table, shared_crops
 from models.akira.labels import load_labels
 from models.akira.metrics import metrics_from_scores, rates_by_group
@@ -66,6 +66,15 @@ class AkiraTrainConfig:
     # fold and of the final model, but never a validation split or a test fold, so the CV figures stay
     # measured on the main table alone. It must share no source crop with the main table.
     extra_train: str | None = None
+    # The rotation filter of the augmentation and of the 16 inference views (models.akira.augment):
+    # bilinear or bicubic. Saved in the model's metadata, so inference rotates as training did.
+    rotation_interpolation: str = "bilinear"
+
+    def __post_init__(self):
+        try:
+            rotation_resample(self.rotation_interpolation)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
 
     def net(self) -> AkiraConfig:
         return AkiraConfig(backbone=self.backbone, input_px=self.input_px, width=self.width,
@@ -139,7 +148,8 @@ def fit_akira(images: list[np.ndarray], y: np.ndarray, train_idx: np.ndarray, va
 
     rng = np.random.default_rng(config.seed)
     epoch_idx = oversample_dg(train_idx, y[:, labels.focus_index])
-    val_views = np.stack([augment(images[i], config.input_px, np.random.default_rng([config.seed, int(i)]))
+    val_views = np.stack([augment(images[i], config.input_px, np.random.default_rng([config.seed, int(i)]),
+                                  config.rotation_interpolation)
                           for i in val_idx]).astype("float32") if len(val_idx) else None
     checkpoints, state = None, ResumeState()
     if checkpoint_dir is not None:
@@ -152,7 +162,8 @@ def fit_akira(images: list[np.ndarray], y: np.ndarray, train_idx: np.ndarray, va
     for epoch in range(state.epoch, config.epochs):
         order = rng.permutation(epoch_idx)
         batches = [order[s:s + config.batch_size] for s in range(0, len(order), config.batch_size)]
-        make = lambda b: (np.stack([augment(images[i], config.input_px, rng) for i in b]).astype("float32"), y[b])
+        make = lambda b: (np.stack([augment(images[i], config.input_px, rng, config.rotation_interpolation)
+                                    for i in b]).astype("float32"), y[b])
         losses = []
         with ThreadPoolExecutor(1) as ex:
             pending = ex.submit(make, batches[0])
@@ -286,7 +297,9 @@ def _claim_cv_folder(out: Path, labels_dir: Path, config: AkiraTrainConfig) -> N
     """Record which labels and settings ``out`` holds a CV of (``cv_run.json``), and refuse to resume a
     CV of other ones: after ``relabel`` or a config change, finished fold files would be stale."""
     labels_hash = hashlib.sha256((Path(labels_dir) / "labels.csv").read_bytes()).hexdigest()
-    settings = {k: v for k, v in asdict(config).items() if not (k == "extra_train" and v is None)}  # as before it existed
+    # settings added later are left out at their defaults, so a CV folder from before them still resumes
+    later_defaults = {"extra_train": None, "rotation_interpolation": "bilinear"}
+    settings = {k: v for k, v in asdict(config).items() if not (k in later_defaults and v == later_defaults[k])}
     run = {"labels_sha256": labels_hash, "config": settings}
     if config.extra_train:
         run["extra_train_sha256"] = hashlib.sha256((Path(config.extra_train) / "labels.csv").read_bytes()).hexdigest()
@@ -324,7 +337,8 @@ def _run_folds(labels_dir: Path, out: Path, config: AkiraTrainConfig, folds: lis
         resume = out / f"fold{fold}.resume"
         model, _ = fit_akira(images, y, train_idx, val_idx, config, log_prefix=f"fold {fold + 1}/{config.folds} ",
                              checkpoint_dir=resume)
-        scores = GranuleScorer(model=model, input_px=config.input_px).score_arrays([images[i] for i in test_idx])
+        scores = GranuleScorer(model=model, input_px=config.input_px,
+                               rotation_interpolation=config.rotation_interpolation).score_arrays([images[i] for i in test_idx])
         part = pd.DataFrame({"Filename": table["Filename"].values[test_idx], "fold": fold,
                              "true_dg": y[test_idx, labels.focus_index].astype(int),
                              "dg_score": scores.dg_score, "dg_grade": scores.dg_grade, "category": scores.category})
