@@ -90,7 +90,8 @@ def _inputs(kind: str, meta: dict, images: Sequence) -> list[np.ndarray]:
     from models.akira.augment import rotation_views
     from models.akira.infer import N_VIEWS, decode_px
     px = int(meta["config"]["input_px"])
-    return [rotation_views(load_cell_image(i, decode_px(px)), px, N_VIEWS).astype(np.float32) for i in images]
+    interpolation = meta["config"].get("rotation_interpolation", "bilinear")  # as the model's training rotated
+    return [rotation_views(load_cell_image(i, decode_px(px)), px, N_VIEWS, interpolation).astype(np.float32) for i in images]
 
 
 def _agreement(kind: str, fp32: OnnxModel, int8: OnnxModel, batches: list[np.ndarray]) -> dict:
