@@ -177,6 +177,7 @@ def _ci(rates: dict, name: str) -> str:
 
 
 def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = "", training_notes: str = "") -> dict:
+    from models.akira.augment import saved_interpolation
     meta = json.loads((Path(model_dir) / "metadata.json").read_text())
     m = json.loads((Path(cv_dir) / "metrics.json").read_text())
     a, b = m["dg1_3"], m["dg2_3"]
@@ -187,7 +188,7 @@ def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = 
                     "Dense(34), sigmoid x maxval; weighted mean quartic loss (DG weight 10); two Adam optimisers, "
                     f"{c['head_lr']:g} head / {c['backbone_lr']:g} backbone (the paper: 1e-4 / 1e-5), with decoupled "
                     f"weight decay {c['weight_decay']:g}; batch {c['batch_size']}; {c['epochs']} epochs (the paper: 120); "
-                    f"16-rotation max inference ({c.get('rotation_interpolation', 'bilinear')} rotation, as in training) "
+                    f"16-rotation max inference ({saved_interpolation(c)} rotation, as in training) "
                     "with category gating on a common 0-1 scale. The compact backbone is "
                     f"mdsdx's stage-1 CNN at {c['input_px']} px, initialised from the stage-1 model."),
         "commands": commands, "training_notes": training_notes,

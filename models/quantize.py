@@ -87,10 +87,10 @@ def _inputs(kind: str, meta: dict, images: Sequence) -> list[np.ndarray]:
         px = int(meta["input"]["shape"][0])
         crops = np.stack([load_cell_image(i, px) for i in images]).astype(np.float32)
         return [crops[s:s + 32] for s in range(0, len(crops), 32)]
-    from models.akira.augment import rotation_views
+    from models.akira.augment import rotation_views, saved_interpolation
     from models.akira.infer import N_VIEWS, decode_px
     px = int(meta["config"]["input_px"])
-    interpolation = meta["config"].get("rotation_interpolation", "bilinear")  # as the model's training rotated
+    interpolation = saved_interpolation(meta["config"])
     return [rotation_views(load_cell_image(i, decode_px(px)), px, N_VIEWS, interpolation).astype(np.float32) for i in images]
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 ROTATION_INTERPOLATIONS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
+DEFAULT_INTERPOLATION = "bilinear"
 
 
 def rotation_resample(name: str) -> Image.Resampling:
@@ -33,6 +34,12 @@ def rotation_resample(name: str) -> Image.Resampling:
         return ROTATION_INTERPOLATIONS[name]
     except KeyError:
         raise ValueError(f"rotation_interpolation {name!r}: expected one of {', '.join(ROTATION_INTERPOLATIONS)}") from None
+
+
+def saved_interpolation(config: dict) -> str:
+    """The rotation interpolation a saved model's ``config`` (its metadata) was trained with; models saved
+    before the setting existed were trained with bilinear rotations."""
+    return config.get("rotation_interpolation", DEFAULT_INTERPOLATION)
 
 
 def blank_smear_colour(rgb: np.ndarray) -> tuple[int, int, int]:
@@ -57,7 +64,8 @@ def _centre_crop(img: Image.Image, size: int) -> Image.Image:
     return img.crop((left, top, left + size, top + size))
 
 
-def augment(rgb: np.ndarray, input_px: int, rng: np.random.Generator, interpolation: str = "bilinear") -> np.ndarray:
+def augment(rgb: np.ndarray, input_px: int, rng: np.random.Generator,
+            interpolation: str = DEFAULT_INTERPOLATION) -> np.ndarray:
     """One training view (input_px, input_px, 3) uint8 of a crop, rotated with ``interpolation``."""
     outer = int(round(input_px * 232 / 224))
     longest = int(round(outer * rng.uniform(0.8, 1.2)))
@@ -71,7 +79,8 @@ def augment(rgb: np.ndarray, input_px: int, rng: np.random.Generator, interpolat
     return np.asarray(img.crop((int(dx), int(dy), int(dx) + input_px, int(dy) + input_px)), dtype=np.uint8)
 
 
-def rotation_views(rgb: np.ndarray, input_px: int, n_views: int = 16, interpolation: str = "bilinear") -> np.ndarray:
+def rotation_views(rgb: np.ndarray, input_px: int, n_views: int = 16,
+                   interpolation: str = DEFAULT_INTERPOLATION) -> np.ndarray:
     """The 16 inference views (n_views, input_px, input_px, 3): rotations by 360/16 = 22.5 deg x n."""
     resample = rotation_resample(interpolation)
     outer = int(round(input_px * 232 / 224))

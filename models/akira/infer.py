@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-from models.akira.augment import rotation_views
+from models.akira.augment import DEFAULT_INTERPOLATION, rotation_views, saved_interpolation
 from models.akira.labels import load_labels
 from models.akira.metrics import grades_from_scores
 from models.errors import ModelLoadError
@@ -95,12 +95,11 @@ class GranuleScorer:
     """The loaded regressor; ``score_files`` / ``score_arrays`` give :class:`GranuleScores`."""
 
     def __init__(self, model_dir: Path | str | None = None, limits: ImageLimits = ImageLimits(), model=None,
-                 input_px: int | None = None, rotation_interpolation: str = "bilinear"):
+                 input_px: int | None = None, rotation_interpolation: str = DEFAULT_INTERPOLATION):
         if model is None:
             self.model, self.metadata = load_akira(Path(model_dir) if model_dir else None)
             self.input_px = int(self.metadata["config"]["input_px"])
-            # models saved before the setting existed were trained with bilinear rotations
-            self.rotation_interpolation = self.metadata["config"].get("rotation_interpolation", "bilinear")
+            self.rotation_interpolation = saved_interpolation(self.metadata["config"])
         else:
             self.model, self.metadata, self.input_px = model, {"version": "in-memory"}, int(input_px)
             self.rotation_interpolation = rotation_interpolation

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from models.akira.augment import augment, rotation_resample
+from models.akira.augment import DEFAULT_INTERPOLATION, augment, rotation_resample
 from models.akira.data import crop_sources, oversample_dg, read_label_table, shared_crops
 from models.akira.labels import load_labels
 from models.akira.metrics import metrics_from_scores, rates_by_group
@@ -68,7 +68,7 @@ class AkiraTrainConfig:
     extra_train: str | None = None
     # The rotation filter of the augmentation and of the 16 inference views (models.akira.augment):
     # bilinear or bicubic. Saved in the model's metadata, so inference rotates as training did.
-    rotation_interpolation: str = "bilinear"
+    rotation_interpolation: str = DEFAULT_INTERPOLATION
 
     def __post_init__(self):
         try:
@@ -298,7 +298,7 @@ def _claim_cv_folder(out: Path, labels_dir: Path, config: AkiraTrainConfig) -> N
     CV of other ones: after ``relabel`` or a config change, finished fold files would be stale."""
     labels_hash = hashlib.sha256((Path(labels_dir) / "labels.csv").read_bytes()).hexdigest()
     # settings added later are left out at their defaults, so a CV folder from before them still resumes
-    later_defaults = {"extra_train": None, "rotation_interpolation": "bilinear"}
+    later_defaults = {"extra_train": None, "rotation_interpolation": DEFAULT_INTERPOLATION}
     settings = {k: v for k, v in asdict(config).items() if not (k in later_defaults and v == later_defaults[k])}
     run = {"labels_sha256": labels_hash, "config": settings}
     if config.extra_train:
