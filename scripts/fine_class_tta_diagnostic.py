@@ -4,11 +4,11 @@ rotations / flips of the real PBC validation crops of SNE, BNE, MMY, MY and PMY 
 Measured 2026-12-06: fine-class macro sensitivity 82.30 % (1 view), 81.16 (2), 80.44 (4), 82.25 (8): no gain, and
 each view costs a forward pass, so `mdsdx cells classify` stays single-view."""
 import numpy as np
-from scipy.special import softmax
 from sklearn.metrics import recall_score
-from models.infer import CellPredictor
+
 from models.datasets import load_all
 from models.evaluate import FINE_CLASSES
+from models.infer import CellPredictor
 from models.taxonomy import load_taxonomy
 
 abbrs = load_taxonomy().type_abbrs
@@ -18,6 +18,7 @@ real = real[real["cell_types"].map(lambda t: t[0] in FINE_CLASSES)].reset_index(
 y = np.array([t[0] for t in real["cell_types"]])
 p = CellPredictor(None)
 imgs, _ = p.decode(real["path"].tolist())
+# in this order: identity, the two mirrors, three quarter turns, and the two transposes
 views = [imgs, imgs[:, ::-1], imgs[:, :, ::-1], np.rot90(imgs, 1, (1, 2)), np.rot90(imgs, 2, (1, 2)),
          np.rot90(imgs, 3, (1, 2)), np.rot90(imgs[:, ::-1], 1, (1, 2)), np.rot90(imgs[:, ::-1], 3, (1, 2))]
 probs = [p.predict_arrays(np.ascontiguousarray(v)).type_probs for v in views]
