@@ -19,9 +19,11 @@ from sklearn.metrics import recall_score
 
 from models.artifact import load_cellnet
 from models.datasets import load_all
+from models.evaluate import FINE_CLASSES
+from models.taxonomy import load_taxonomy
 from models.train import _augment_fn, _decode_all
 
-FINE = ["SNE", "BNE", "MMY", "MY", "PMY"]
+FINE = FINE_CLASSES
 px = int(sys.argv[1]) if len(sys.argv) > 1 else 192
 lr = float(sys.argv[2]) if len(sys.argv) > 2 else 2e-4
 epochs = int(sys.argv[3]) if len(sys.argv) > 3 else 12
@@ -48,9 +50,10 @@ emb = net.get_layer("embedding").output
 h = keras.layers.Dropout(0.3)(emb)
 logits = keras.layers.Dense(5, name="fine_logits")(h)
 model = keras.Model(net.input, logits)
-# init the fine head from the shipped type head's 5 fine columns
+# init the fine head from the shipped type head's columns of the five fine classes
 W, b = net.get_layer("cell_type_logits").get_weights()
-model.get_layer("fine_logits").set_weights([W[:, :5], b[:5]])
+cols = [load_taxonomy().type_abbrs.index(a) for a in FINE]
+model.get_layer("fine_logits").set_weights([W[:, cols], b[cols]])
 bs, steps = 32, 100  # 3,200 crops an epoch
 sched = keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs * steps)
 model.compile(keras.optimizers.AdamW(sched, weight_decay=1e-4),

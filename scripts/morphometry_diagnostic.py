@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from models.artifact import load_cellnet
 from models.attribute_head import AttributeHeadConfig, _embeddings, fit_attribute_head
 from models.datasets import attribute_targets, load_all, source_map
-from models.evaluate import _attribute_accuracy
+from models.evaluate import FINE_CLASSES, _attribute_accuracy
 from models.train import _decode_all
 from simulate.segment import segment_cell
 
@@ -52,7 +52,7 @@ gs = [len(v) for v in source_map()["wbcatt_attributes"].values()]
 real = load_all(None)
 t = attribute_targets(real)
 lab = (t >= 0).any(1)
-FINE = ["SNE", "BNE", "MMY", "MY", "PMY"]
+FINE = FINE_CLASSES
 fine = (real["source"] == "pbc").values & real["cell_types"].map(lambda c: len(c) == 1 and c[0] in FINE).values
 D = {}
 for s in ("train", "val"):

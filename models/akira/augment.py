@@ -15,7 +15,8 @@ was trained) averages neighbouring pixels at every angle but a multiple of 90 de
 model's 128-px decode it cuts the granule texture energy of a normal neutrophil (the measure of
 :func:`simulate.transforms.granule_texture_energy`) to a median 0.60 of the unrotated view at 22.5
 degrees and 0.66 at 45, so the texture that tells DG0 from DG1 varies with the view angle.
-``bicubic`` keeps it (1.04 and 1.07).
+``bicubic`` keeps it (1.04 and 1.07). A CV with bicubic rotation (runs/akira/cv17, 2026-12-06) did not
+lower the false positives, so the shipped model keeps bilinear.
 """
 from __future__ import annotations
 
