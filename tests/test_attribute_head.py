@@ -82,6 +82,17 @@ def test_refit_rewrites_the_saved_model_and_its_version(tmp_path, tiny_models, m
     assert report["n_train"] == 18 and report["n_val"] == 6 and set(report["c"]) == set(meta["attribute_head"]["c"])
     kernel, bias = net.get_layer("attributes").get_weights()
     assert bias[:2].std() > 0  # cell_size now fitted; unlabelled attributes keep zero weights
+    assert report["fit_splits"] == ["train"]
+
+    both = refit_saved(model, config=AttributeHeadConfig(cs=(1.0,), folds=2, fit_on_validation=True))
+    assert both["fit_splits"] == ["train", "val"]
+    # the reported validation figure is still the train-only fit's, scored on crops it did not see
+    assert [both["val_accuracy_after"][a] for a in ("cell_size", "granularity")] == \
+        [report["val_accuracy_after"][a] for a in ("cell_size", "granularity")]
+    refitted_kernel, _ = load_cellnet(model)[0].get_layer("attributes").get_weights()
+    assert not np.allclose(refitted_kernel[:, :2], kernel[:, :2])  # the saved head also learnt from the 6 val crops
+    views = refit_saved(model, config=AttributeHeadConfig(cs=(1.0,), folds=2, fit_on_validation=True, train_views=2))
+    assert views["fit_splits"] == ["train", "val"] and views["n_train"] == 18
     monkeypatch.setattr(models.datasets, "load_all", lambda root: pd.DataFrame(rows).assign(split="test"))
     with pytest.raises(InvalidInput, match="WBCAtt"):
         refit_saved(model, config=AttributeHeadConfig(cs=(1.0,), folds=2))

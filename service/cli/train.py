@@ -51,13 +51,16 @@ def train_diagnosis(out: Path, config_file: Path | None, cell_model, data_root) 
 @click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
 @click.option("--train-views", type=click.IntRange(1, 8), default=1, show_default=True,
               help="Fit on this many exact views of each train crop (rotations by 90 degrees and flips).")
-def train_attributes(model_dir: Path, data_root, train_views: int) -> None:
+@click.option("--fit-on-validation", is_flag=True,
+              help="After scoring the train-only fit on the validation split, save a head fitted on train and validation.")
+def train_attributes(model_dir: Path, data_root, train_views: int, fit_on_validation: bool) -> None:
     """Refit a stage-1 model's WBCAtt attribute head on its frozen embeddings of the train split."""
     setup_logging()
     from models.attribute_head import AttributeHeadConfig, refit_saved
-    report = refit_saved(model_dir, data_root, AttributeHeadConfig(train_views=train_views))
-    click.echo(f"attribute head of {model_dir} refitted on {report['n_train']} train crops: validation mean accuracy "
-               f"{report['val_mean_before']:.4f} -> {report['val_mean_after']:.4f}")
+    report = refit_saved(model_dir, data_root, AttributeHeadConfig(train_views=train_views, fit_on_validation=fit_on_validation))
+    fitted_on = " and ".join(f"{report['n_' + s]} {s}" for s in report["fit_splits"])
+    click.echo(f"attribute head of {model_dir} refitted on {fitted_on} crops: validation mean accuracy "
+               f"{report['val_mean_before']:.4f} -> {report['val_mean_after']:.4f} (train-only fit, held out)")
 
 
 @train.command("recalibrate")
