@@ -1,0 +1,41 @@
+"""Diagnostic only (python scripts/attribute_learning_curve_diagnostic.py [MODEL_DIR]; writes nothing): WBCAtt mean
+accuracy on the validation split (never the test split) of the shipped linear head's fit
+(models.attribute_head.fit_attribute_head) on random fractions of the train split's frozen embeddings, 3 draws each
+below the whole. Question: does the head still gain from more crops, so that refitting it on train and validation
+(`mdsdx train attributes --fit-on-validation`) is worth the validation crops?
+On the shipped model (cellnet-20261204-1309-att202612041313), 2026-12-06, 5,526 train crops, 643 validation crops:
+50 % 92.62 %, 75 % 92.77 %, 89 % 92.94 %, 100 % 92.95 % (measured by this script's scratch form, which saved the
+embeddings and ran the fractions in two runs; about 40 minutes on 2 cores, the fits dominating). The same 100 % in
+the split's own row order gives 93.04 % (scripts/attribute_mlp_diagnostic.py): the cross-validated choice of C
+depends on the row order, about 0.1 point of noise, as large as the last steps of the curve. The head gains little
+beyond 89 % of the train crops: refitting on train and validation is expected to gain 0.1 point at most."""
+import sys
+
+import numpy as np
+
+from models.artifact import load_cellnet
+from models.attribute_head import AttributeHeadConfig, _embeddings, fit_attribute_head
+from models.datasets import attribute_targets, load_all, source_map
+from models.evaluate import _attribute_accuracy
+from models.train import _decode_all
+
+net, meta = load_cellnet(sys.argv[1] if len(sys.argv) > 1 else "models/cellnet")
+px = int(meta["input"]["shape"][0])
+group_sizes = [len(v) for v in source_map()["wbcatt_attributes"].values()]
+real = load_all(None)
+targets = attribute_targets(real)
+labelled = (targets >= 0).any(1)
+x, t = {}, {}
+for split in ("train", "val"):
+    idx = np.flatnonzero(labelled & (real["split"].values == split))
+    x[split] = _embeddings(net, _decode_all(real["path"].iloc[idx].tolist(), px, 2), 64)[0]
+    t[split] = targets[idx]
+n = len(x["train"])
+for fraction in (0.5, 0.75, 0.89, 1.0):
+    accs = []
+    for seed in ((0, 1, 2) if fraction < 1 else (0,)):
+        pick = np.random.default_rng(seed).permutation(n)[:int(fraction * n)]
+        kernel, bias, _ = fit_attribute_head(x["train"][pick], t["train"][pick], group_sizes, AttributeHeadConfig())
+        accs.append(100 * np.mean(list(_attribute_accuracy(x["val"] @ kernel + bias, t["val"]).values())))
+    print(f"train fraction {fraction:.2f} ({int(fraction * n)} crops): val mean {np.mean(accs):.2f} % {np.round(accs, 2)}",
+          flush=True)
