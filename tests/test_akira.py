@@ -365,3 +365,21 @@ def test_labels_cli_refuses_shares_with_table1(tmp_path):
     r = CliRunner().invoke(cli, ["granules", "labels", "--out", str(tmp_path / "t"), "--mix", "table1", "--dg-share", "0"])
     assert r.exit_code != 0 and "balanced mix" in r.output
     assert not (tmp_path / "t" / "labels.csv").exists()
+
+
+def test_frozen_batchnorm_normalises_with_moving_statistics_in_training():
+    import keras
+
+    from models.akira.net import backbone_variables, build_akira
+    from models.akira.train import AkiraTrainConfig, freeze_batchnorm
+    model = build_akira(AkiraTrainConfig(input_px=48, width=8, middle_width=32, middle_blocks=1).net())
+    backbone = model.get_layer("backbone")  # before the head's dropout
+    x = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 3)).astype("float32")
+    trainable_before = len(backbone_variables(model))
+    assert not np.allclose(backbone(x, training=True), backbone(x, training=False), atol=1e-5)
+    frozen = freeze_batchnorm(model)
+    assert frozen > 0
+    np.testing.assert_allclose(backbone(x, training=True), backbone(x, training=False), atol=1e-5)
+    assert len(backbone_variables(model)) == trainable_before - 2 * frozen  # scale and offset of each
+    assert all(not layer.trainable for layer in model.get_layer("backbone").layers
+               if isinstance(layer, keras.layers.BatchNormalization))

@@ -69,6 +69,10 @@ class AkiraTrainConfig:
     # The rotation filter of the augmentation and of the 16 inference views (models.akira.augment):
     # bilinear or bicubic. Saved in the model's metadata, so inference rotates as training did.
     rotation_interpolation: str = DEFAULT_INTERPOLATION
+    # True: the reference's BatchNorm in training mode (batch statistics of each batch of 10, moving
+    # statistics updated). False: every BatchNorm layer frozen at its initial statistics, scale and offset,
+    # normalising with the moving statistics in training as in inference. Not in the paper.
+    batchnorm_training: bool = True
 
     def __post_init__(self):
         try:
@@ -105,6 +109,21 @@ def _build(config: AkiraTrainConfig):
     return model
 
 
+def freeze_batchnorm(model) -> int:
+    """Freeze every BatchNorm layer of ``model`` (Keras 3 then normalises with the moving statistics also
+    when called with ``training=True``, and leaves scale and offset untrained); returns how many."""
+    import keras
+
+    def walk(layer):
+        yield layer
+        for inner in getattr(layer, "layers", []):
+            yield from walk(inner)
+    layers = [layer for layer in walk(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in layers:
+        layer.trainable = False
+    return len(layers)
+
+
 def fit_akira(images: list[np.ndarray], y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
               config: AkiraTrainConfig, log_prefix: str = "", checkpoint_dir: Path | None = None):
     """Train one model; returns it with the weights of its best validation epoch.
@@ -120,6 +139,8 @@ def fit_akira(images: list[np.ndarray], y: np.ndarray, train_idx: np.ndarray, va
     labels = load_labels()
     keras.utils.set_random_seed(config.seed)
     model = _build(config)
+    if not config.batchnorm_training:
+        freeze_batchnorm(model)
     bvars, hvars = backbone_variables(model), head_variables(model)
     adam = dict(beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=config.weight_decay)
     opt_backbone = keras.optimizers.AdamW(config.backbone_lr, **adam)
