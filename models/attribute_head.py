@@ -143,15 +143,16 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
         log.info("embedding %d %s crops with WBCAtt attributes", len(idx), s)
         images = _decode_all(real["path"].iloc[idx].tolist(), px, threads)
         first, old_logits[s] = _embeddings(net, images, config.batch_size)
+        n_views = config.train_views if s == "train" or config.fit_on_validation else 1
         views[s] = [first] + [_embeddings(net, dihedral_view(images, v), config.batch_size)[0]
-                              for v in range(1, config.train_views)]
+                              for v in range(1, n_views)]
         del images
 
     def fit(splits: tuple[str, ...]):
         x = np.concatenate([np.concatenate(views[s]) for s in splits])
         t = np.concatenate([np.tile(targets[split[s]], (config.train_views, 1)) for s in splits])
-        crop = np.concatenate([np.tile(np.arange(len(split[s])) + (s == "val") * len(split["train"]), config.train_views)
-                               for s in splits])
+        offset = {"train": 0, "val": len(split["train"])}  # one group id per source crop across both splits
+        crop = np.concatenate([np.tile(offset[s] + np.arange(len(split[s])), config.train_views) for s in splits])
         return fit_attribute_head(x, t, group_sizes, config, groups=crop if config.train_views > 1 else None)
 
     kernel, bias, chosen = fit(("train",))
