@@ -116,6 +116,27 @@ def _embeddings(net, images: np.ndarray, batch_size: int, chunk: int = 1024) -> 
             np.concatenate([np.asarray(p["attributes"]) for p in parts]))
 
 
+def labelled_split_embeddings(model_dir: Path | str | None, splits: tuple[str, ...] = ("train", "val"),
+                              threads: int = 2, batch_size: int = 64) -> tuple[dict, dict, list[int]]:
+    """For the stage-1 model in ``model_dir`` (None: the shipped one), the embeddings (n, d) and WBCAtt
+    targets (n, attributes) of each split's unaugmented crops with WBCAtt labels, keyed by split, and the
+    attributes' group sizes. Used by the head diagnostics in scripts/."""
+    from models.artifact import load_cellnet
+    from models.datasets import attribute_targets, load_all, source_map
+    from models.train import _decode_all
+    net, meta = load_cellnet(model_dir)
+    px = int(meta["input"]["shape"][0])
+    real = load_all(None)
+    targets = attribute_targets(real)
+    labelled = (targets >= 0).any(1)
+    x, t = {}, {}
+    for split in splits:
+        idx = np.flatnonzero(labelled & (real["split"].values == split))
+        x[split] = _embeddings(net, _decode_all(real["path"].iloc[idx].tolist(), px, threads), batch_size)[0]
+        t[split] = targets[idx]
+    return x, t, [len(v) for v in source_map()["wbcatt_attributes"].values()]
+
+
 def refit_saved(model_dir: Path, data_root: Path | None = None,
                 config: AttributeHeadConfig = AttributeHeadConfig(), threads: int = 2) -> dict:
     """Refit the attribute head of the stage-1 model in ``model_dir`` in place and return the

@@ -13,23 +13,10 @@ import sys
 
 import numpy as np
 
-from models.artifact import load_cellnet
-from models.attribute_head import AttributeHeadConfig, _embeddings, fit_attribute_head
-from models.datasets import attribute_targets, load_all, source_map
+from models.attribute_head import AttributeHeadConfig, fit_attribute_head, labelled_split_embeddings
 from models.evaluate import _attribute_accuracy
-from models.train import _decode_all
 
-net, meta = load_cellnet(sys.argv[1] if len(sys.argv) > 1 else "models/cellnet")
-px = int(meta["input"]["shape"][0])
-group_sizes = [len(v) for v in source_map()["wbcatt_attributes"].values()]
-real = load_all(None)
-targets = attribute_targets(real)
-labelled = (targets >= 0).any(1)
-x, t = {}, {}
-for split in ("train", "val"):
-    idx = np.flatnonzero(labelled & (real["split"].values == split))
-    x[split] = _embeddings(net, _decode_all(real["path"].iloc[idx].tolist(), px, 2), 64)[0]
-    t[split] = targets[idx]
+x, t, group_sizes = labelled_split_embeddings(sys.argv[1] if len(sys.argv) > 1 else "models/cellnet")
 n = len(x["train"])
 for fraction in (0.5, 0.75, 0.89, 1.0):
     accs = []

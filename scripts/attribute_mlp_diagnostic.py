@@ -11,23 +11,10 @@ import numpy as np
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
-from models.artifact import load_cellnet
-from models.attribute_head import AttributeHeadConfig, _embeddings, fit_attribute_head
-from models.datasets import attribute_targets, load_all, source_map
+from models.attribute_head import AttributeHeadConfig, fit_attribute_head, labelled_split_embeddings
 from models.evaluate import _attribute_accuracy
-from models.train import _decode_all
 
-net, meta = load_cellnet(sys.argv[1] if len(sys.argv) > 1 else "models/cellnet")
-px = int(meta["input"]["shape"][0])
-group_sizes = [len(v) for v in source_map()["wbcatt_attributes"].values()]
-real = load_all(None)
-targets = attribute_targets(real)
-labelled = (targets >= 0).any(1)
-x, t = {}, {}
-for split in ("train", "val"):
-    idx = np.flatnonzero(labelled & (real["split"].values == split))
-    x[split] = _embeddings(net, _decode_all(real["path"].iloc[idx].tolist(), px, 2), 64)[0]
-    t[split] = targets[idx]
+x, t, group_sizes = labelled_split_embeddings(sys.argv[1] if len(sys.argv) > 1 else "models/cellnet")
 kernel, bias, _ = fit_attribute_head(x["train"], t["train"], group_sizes, AttributeHeadConfig())
 print(f"linear head: val mean {100 * np.mean(list(_attribute_accuracy(x['val'] @ kernel + bias, t['val']).values())):.2f} %")
 scaler = StandardScaler().fit(x["train"])
