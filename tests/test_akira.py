@@ -48,6 +48,18 @@ def test_oversampling_balances_grades_and_refuses_a_missing_grade():
     assert counts[0] == 40 and counts[1] == 40 and counts[2] == 40 and counts[3] == 40
     with pytest.raises(InvalidInput, match="no image of DG grade 3"):
         oversample_dg(np.arange(52), dg[:52])
+    # n0 from the 20 granulocytic DG0 images only (the other 20 DG0 images are, say, lymphocytes)
+    granulocytic = np.array([True] * 20 + [False] * 20 + [True] * 22)
+    idx = oversample_dg(np.arange(len(dg)), dg, granulocytic)
+    counts = np.bincount(dg[idx].astype(int))
+    assert counts[0] == 40 and counts[1] == 20 and counts[2] == 16 and counts[3] == 20
+
+
+def test_oversampling_reference_is_checked():
+    from models.akira.train import AkiraTrainConfig
+    assert AkiraTrainConfig().oversample_grade0 == "all"  # the reference
+    with pytest.raises(InvalidInput, match="oversample_grade0"):
+        AkiraTrainConfig(oversample_grade0="neutrophils")
 
 
 def test_table1_mix_follows_mori_table1_and_caps_at_the_pools():

@@ -192,10 +192,14 @@ def read_label_table(path: Path) -> pd.DataFrame:
     return table
 
 
-def oversample_dg(indices: np.ndarray, dg: np.ndarray) -> np.ndarray:
-    """Repeat each image of DG grade i (1..3) floor(n0 / n_i) - 1 extra times (Mori et al.)."""
+def oversample_dg(indices: np.ndarray, dg: np.ndarray, counts_as_grade0: np.ndarray | None = None) -> np.ndarray:
+    """Repeat each image of DG grade i (1..3) floor(n0 / n_i) - 1 extra times (Mori et al.).
+
+    ``dg`` (n,) holds every image's grade; n0 counts the DG0 images among ``indices``, all of them as in
+    the reference, or only those where the boolean (n,) ``counts_as_grade0`` is true."""
     grades = np.rint(dg[indices]).astype(int)
-    n0 = int((grades == 0).sum())
+    counted = np.ones(len(indices), bool) if counts_as_grade0 is None else counts_as_grade0[indices]
+    n0 = int(((grades == 0) & counted).sum())
     out = [indices]
     for g in (1, 2, 3):
         members = indices[grades == g]

@@ -73,8 +73,13 @@ class AkiraTrainConfig:
     # statistics updated). False: every BatchNorm layer frozen at its initial statistics, scale and offset,
     # normalising with the moving statistics in training as in inference. Not in the paper.
     batchnorm_training: bool = True
+    # Which DG0 images set n0 in the oversampling (each DG i image repeated floor(n0 / n_i) - 1 extra times):
+    # "all" DG0 images, as in the reference, or only the "granulocytic" ones, the cells DG grades. Not in the paper.
+    oversample_grade0: str = "all"
 
     def __post_init__(self):
+        if self.oversample_grade0 not in ("all", "granulocytic"):
+            raise InvalidInput(f"oversample_grade0 must be all or granulocytic, got {self.oversample_grade0!r}")
         try:
             rotation_resample(self.rotation_interpolation)
         except ValueError as exc:
@@ -168,7 +173,9 @@ def fit_akira(images: list[np.ndarray], y: np.ndarray, train_idx: np.ndarray, va
         return model(x, training=False)
 
     rng = np.random.default_rng(config.seed)
-    epoch_idx = oversample_dg(train_idx, y[:, labels.focus_index])
+    granulocytic = (y[:, labels.category_mask("granulocytic")] > 0).any(1)
+    epoch_idx = oversample_dg(train_idx, y[:, labels.focus_index],
+                              granulocytic if config.oversample_grade0 == "granulocytic" else None)
     val_views = np.stack([augment(images[i], config.input_px, np.random.default_rng([config.seed, int(i)]),
                                   config.rotation_interpolation)
                           for i in val_idx]).astype("float32") if len(val_idx) else None
