@@ -19,7 +19,9 @@ Measured 2026-12-06 on runs/akira/labels3 (335 neutrophils: 134 DG1-3, 201 DG0; 
 So the simulated grades are not lost in the natural range of pale peripheral-blood neutrophils: six colour numbers
 read them better than the CNN does, which ranks them less well as well as rounding more of the DG0 ones up. The
 CNN's false positives are therefore not an overlap built into the simulated labels; it reads the simulator's colour
-signature less well than the statistic does (from about 270 training neutrophils a fold, at 112 px)."""
+signature less well than the statistic does (from about 270 training neutrophils a fold, at 112 px). Under the
+reference oversampling one epoch of the whole table shows 201 / 1,012 / 1,001 / 1,023 copies of DG0 / 1 / 2 / 3
+neutrophils and 824 other DG0 cells: n0 counts every DG0 cell, so 94 % of the neutrophils the CNN sees are graded."""
 import glob
 import sys
 
@@ -32,6 +34,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from models.akira.data import oversample_dg
 from simulate.segment import segment_cell
 from simulate.transforms import _inner_cytoplasm, granule_texture_energy
 
@@ -77,3 +80,10 @@ for name, column in [("CNN raw DG", "out_DG"), ("colour", "colour")]:
     fp = [false_positives(score, truth, s) for s in (0.910, 0.955)]
     print(f"{cv_dir}, {len(same)} neutrophils: {name:10s} AUC {roc_auc_score(truth, score):.3f}; false positives of "
           f"{(truth == 0).sum()} DG0 at 91.0 / 95.5 % sensitivity: {fp[0]} / {fp[1]}")
+
+# What the CNN is shown: one training epoch of the whole table under the reference oversampling
+copies = np.bincount(oversample_dg(np.arange(len(table)), table["DG"].values), minlength=len(table))
+is_neutrophil = table["source"].str.contains("neutrophil").values
+print("one epoch under the reference oversampling: neutrophil copies by DG grade",
+      [int(copies[is_neutrophil & (table["DG"].values == g)].sum()) for g in range(4)],
+      f"other DG0 cells {int(copies[~is_neutrophil].sum())}")
