@@ -395,3 +395,19 @@ def test_frozen_batchnorm_normalises_with_moving_statistics_in_training():
     assert len(backbone_variables(model)) == trainable_before - 2 * frozen  # scale and offset of each
     assert all(not layer.trainable for layer in model.get_layer("backbone").layers
                if isinstance(layer, keras.layers.BatchNormalization))
+
+
+def test_cv_folders_recorded_before_or_with_later_settings_at_defaults_still_resume(tmp_path):
+    from models.akira.train import LATER_DEFAULTS, AkiraTrainConfig, _claim_cv_folder
+    labels_dir = tmp_path / "labels"
+    labels_dir.mkdir()
+    (labels_dir / "labels.csv").write_text("Filename,DG\na.jpg,0\n")
+    config = AkiraTrainConfig()
+    _claim_cv_folder(tmp_path, labels_dir, config)
+    run = json.loads((tmp_path / "cv_run.json").read_text())
+    assert not set(LATER_DEFAULTS) & set(run["config"])
+    run["config"].update(LATER_DEFAULTS)  # as written by a version that recorded them
+    (tmp_path / "cv_run.json").write_text(json.dumps(run))
+    _claim_cv_folder(tmp_path, labels_dir, config)
+    with pytest.raises(InvalidInput, match="other settings"):
+        _claim_cv_folder(tmp_path, labels_dir, AkiraTrainConfig(batchnorm_training=False))

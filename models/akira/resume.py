@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ STATE_FILE = "state.json"
 def run_fingerprint(config, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray) -> str:
     """A hash of what decides the run's trajectory: the settings other than ``epochs``, the labels
     (n_images, 34) and the train/validation indices."""
-    settings = {k: v for k, v in asdict(config).items() if k != "epochs"}
+    settings = {k: v for k, v in config.identifying_settings().items() if k != "epochs"}
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for array in (np.ascontiguousarray(y, dtype=np.float32), np.asarray(train_idx, np.int64), np.asarray(val_idx, np.int64)):
         h.update(array.tobytes())

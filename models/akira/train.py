@@ -85,10 +85,24 @@ class AkiraTrainConfig:
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
 
+    def identifying_settings(self) -> dict:
+        """The settings that identify a run (CV folder, epoch checkpoints): all of them, except those added
+        after runs were first recorded while they keep their defaults, so older runs still resume."""
+        return without_later_defaults(asdict(self))
+
     def net(self) -> AkiraConfig:
         return AkiraConfig(backbone=self.backbone, input_px=self.input_px, width=self.width,
                            middle_width=self.middle_width, middle_blocks=self.middle_blocks,
                            backbone_weights=self.backbone_weights)
+
+
+# Settings added after the first recorded runs, with the defaults those runs trained at.
+LATER_DEFAULTS = {"extra_train": None, "rotation_interpolation": DEFAULT_INTERPOLATION, "batchnorm_training": True,
+                  "oversample_grade0": "all"}
+
+
+def without_later_defaults(settings: dict) -> dict:
+    return {k: v for k, v in settings.items() if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
 
 
 # ``--paper``: the reference configuration, Keras ResNet-152 at 224 px with the paper's learning rates.
@@ -325,15 +339,13 @@ def _claim_cv_folder(out: Path, labels_dir: Path, config: AkiraTrainConfig) -> N
     """Record which labels and settings ``out`` holds a CV of (``cv_run.json``), and refuse to resume a
     CV of other ones: after ``relabel`` or a config change, finished fold files would be stale."""
     labels_hash = hashlib.sha256((Path(labels_dir) / "labels.csv").read_bytes()).hexdigest()
-    # settings added later are left out at their defaults, so a CV folder from before them still resumes
-    later_defaults = {"extra_train": None, "rotation_interpolation": DEFAULT_INTERPOLATION}
-    settings = {k: v for k, v in asdict(config).items() if not (k in later_defaults and v == later_defaults[k])}
-    run = {"labels_sha256": labels_hash, "config": settings}
+    run = {"labels_sha256": labels_hash, "config": config.identifying_settings()}
     if config.extra_train:
         run["extra_train_sha256"] = hashlib.sha256((Path(config.extra_train) / "labels.csv").read_bytes()).hexdigest()
     path = out / "cv_run.json"
     if path.is_file():
         held = json.loads(path.read_text())
+        held["config"] = without_later_defaults(held.get("config", {}))  # some folders wrote later settings at defaults
         if held != json.loads(json.dumps(run)):
             what = "labels" if held.get("labels_sha256") != labels_hash else (
                 "extra training labels" if held.get("extra_train_sha256") != run.get("extra_train_sha256") else "settings")
