@@ -190,7 +190,10 @@ def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = 
                     f"weight decay {c['weight_decay']:g}; batch {c['batch_size']}; {c['epochs']} epochs (the paper: 120); "
                     f"16-rotation max inference ({saved_interpolation(c)} rotation, as in training) "
                     "with category gating on a common 0-1 scale. The compact backbone is "
-                    f"mdsdx's stage-1 CNN at {c['input_px']} px, initialised from the stage-1 model."),
+                    f"mdsdx's stage-1 CNN at {c['input_px']} px, initialised from the stage-1 model."
+                    + (" DG oversampling departs from the reference: n0 counts the granulocytic DG0 images only, "
+                       "not every DG0 image (`oversample_grade0: granulocytic`)."
+                       if c.get("oversample_grade0") == "granulocytic" else "")),
         "commands": commands, "training_notes": training_notes,
         "data": (f"{meta.get('n_images', 'n/a')} images from real crops outside the stage-1 training split; DG grades "
                  "(and HS, HYPES, ACC) are SIMULATED by mdsdx's transforms on real neutrophils."),

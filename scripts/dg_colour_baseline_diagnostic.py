@@ -5,14 +5,14 @@ For every neutrophil row of LABELS_DIR (default runs/akira/labels3), the simulat
 (simulate.segment.segment_cell) gives the inner cytoplasm; its mean and standard deviation of R, G and B (6 numbers),
 and the log granule texture energy, feed a logistic regression for DG1-3 against DG0, scored by 5-fold stratified
 cross-validation. Prints its AUC and its false positives among the DG0 neutrophils at 91.0 % (the paper's) and
-95.5 % (the shipped CV's) sensitivity; then, on the neutrophils of the folds finished in CV_DIR (default
+95.5 % (the 2026-12-03 model's CV) sensitivity; then, on the neutrophils of the folds finished in CV_DIR (default
 runs/akira/cv17), the same for the CNN's raw 16-view DG output. The statistic is privileged: it reads the mask
 the simulator wrote the grade through, and the simulator fades the cytoplasm toward one fixed pale blue-grey.
 
 Measured 2026-12-06 on runs/akira/labels3 (335 neutrophils: 134 DG1-3, 201 DG0; SIMULATED DG), about 1 minute:
 - texture alone AUC 0.956, 16 / 21 false positives at 91.0 / 95.5 % sensitivity;
 - colour alone AUC 0.978, 4 / 16 (the 4 all bone-marrow neutrophils); texture and colour AUC 0.974, 4 / 18;
-- the shipped CNN's 5-fold CV, at its own rounding: 25 false positives at 95.5 % sensitivity;
+- the 2026-12-03 CNN's 5-fold CV (runs/akira/cv10), at its own rounding: 25 false positives at 95.5 % sensitivity;
 - on the 134 neutrophils of folds 1-2 of runs/akira/cv17 (the bicubic probe, 11 false positives at its rounding):
   CNN raw DG output AUC 0.962, 5 / 10 false positives of 81 DG0 at 91.0 / 95.5 % sensitivity; colour AUC 0.987,
   0 / 1.
