@@ -192,6 +192,14 @@ def read_label_table(path: Path) -> pd.DataFrame:
     return table
 
 
+def counted_as_grade0(y: np.ndarray, rule: str) -> np.ndarray | None:
+    """The ``counts_as_grade0`` mask of :func:`oversample_dg` for a config's ``oversample_grade0`` rule, from the
+    label matrix ``y`` (n, 34): None for "all" (the reference), else True on rows with a granulocytic output set."""
+    if rule == "all":
+        return None
+    return (y[:, load_labels().category_mask("granulocytic")] > 0).any(1)
+
+
 def oversample_dg(indices: np.ndarray, dg: np.ndarray, counts_as_grade0: np.ndarray | None = None) -> np.ndarray:
     """Repeat each image of DG grade i (1..3) floor(n0 / n_i) - 1 extra times (Mori et al.).
 

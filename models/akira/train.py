@@ -27,7 +27,7 @@ import pandas as pd
 from PIL import Image
 
 from models.akira.augment import DEFAULT_INTERPOLATION, augment, rotation_resample
-from models.akira.data import crop_sources, oversample_dg, read_label_table, shared_crops
+from models.akira.data import counted_as_grade0, crop_sources, oversample_dg, read_label_table, shared_crops
 from models.akira.labels import load_labels
 from models.akira.metrics import metrics_from_scores, rates_by_group
 from models.akira.net import AkiraConfig
@@ -187,9 +187,7 @@ def fit_akira(images: list[np.ndarray], y: np.ndarray, train_idx: np.ndarray, va
         return model(x, training=False)
 
     rng = np.random.default_rng(config.seed)
-    granulocytic = (y[:, labels.category_mask("granulocytic")] > 0).any(1)
-    epoch_idx = oversample_dg(train_idx, y[:, labels.focus_index],
-                              granulocytic if config.oversample_grade0 == "granulocytic" else None)
+    epoch_idx = oversample_dg(train_idx, y[:, labels.focus_index], counted_as_grade0(y, config.oversample_grade0))
     val_views = np.stack([augment(images[i], config.input_px, np.random.default_rng([config.seed, int(i)]),
                                   config.rotation_interpolation)
                           for i in val_idx]).astype("float32") if len(val_idx) else None
