@@ -176,7 +176,23 @@ def _ci(rates: dict, name: str) -> str:
     return f" (exact 95 % CI {_pct(ci[0])[:-2]}-{_pct(ci[1])})" if ci else ""
 
 
-def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = "", training_notes: str = "") -> dict:
+def _repeat_cv_rows(repeat_cv_dirs: list[Path]) -> dict:
+    """One metrics row per repeat of the CV with the same recipe but another seed, so other folds: how far the
+    headline figures move with the split alone."""
+    rows = {}
+    for d in repeat_cv_dirs:
+        m = json.loads((Path(d) / "metrics.json").read_text())
+        a, fp = m["dg1_3"], sum(m["confusion"][0][1:])
+        rows[f"DG1-3 sensitivity / specificity / accuracy, same recipe, seed {m['config'].get('seed', '?')} (other folds)"] = (
+            f"{_pct(a['sensitivity'])} / {_pct(a['specificity'])} ({fp} false positives) / {_pct(a['accuracy'])}; "
+            f"AUC {a['auc']:.3f}", "")
+    return rows
+
+
+def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = "", training_notes: str = "",
+               repeat_cv_dirs: list[Path] = ()) -> dict:
+    """Write the AKIRA model card of ``model_dir`` from its CV in ``cv_dir``; ``repeat_cv_dirs``: CVs of the same
+    recipe with other seeds, each shown as one more row of the held-out table."""
     from models.akira.augment import saved_interpolation
     meta = json.loads((Path(model_dir) / "metadata.json").read_text())
     m = json.loads((Path(cv_dir) / "metrics.json").read_text())
@@ -206,6 +222,7 @@ def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = 
             "DG2-3 sensitivity / specificity / accuracy": (f"{_pct(b['sensitivity'])} / {_pct(b['specificity'])} / "
                                                           f"{_pct(b['accuracy'])}", "(paper 85.2 / 98.9 / 98.2 %)"),
             "errors of two grades or more": (str(m["errors_two_or_more_grades"]), ""),
+            **_repeat_cv_rows(list(repeat_cv_dirs)),
             "speed, 16 rotations, 2 cores": (speed or "see bench/bench_granules.py", ">= 20 cells/s"),
         },
         "sections": {"Confusion matrix (5-fold CV, SIMULATED grades)": "\n".join(

@@ -229,6 +229,14 @@ def test_tiny_end_to_end(tmp_path):
     meta["config"]["oversample_grade0"] = "granulocytic"
     (tmp_path / "model" / "metadata.json").write_text(json.dumps(meta))
     assert "departs from the reference" in akira_card(tmp_path / "model", tmp_path / "cv", [])["summary"]
+    # a repeat of the CV with another seed is one more row, named by its seed, with its false positives
+    repeat = json.loads((tmp_path / "cv" / "metrics.json").read_text())
+    repeat["config"]["seed"] = 7
+    (tmp_path / "cv7").mkdir()
+    (tmp_path / "cv7" / "metrics.json").write_text(json.dumps(repeat))
+    rows = akira_card(tmp_path / "model", tmp_path / "cv", [], repeat_cv_dirs=[tmp_path / "cv7"])["metrics"]
+    row = next(v[0] for k, v in rows.items() if "seed 7" in k)
+    assert f"({sum(repeat['confusion'][0][1:])} false positives)" in row
 
 
 def test_weight_average_warms_up_and_swaps():
