@@ -44,7 +44,9 @@ def save_cellnet(net, net_config, out: Path, calibration: dict, trained_features
         "libraries": library_versions("tensorflow-cpu", "tensorflow", "keras", "numpy"),
         "architecture": asdict(net_config),
         "input": {"shape": [net_config.input_px, net_config.input_px, 3], "dtype": "uint8 RGB 0-255",
-                  "preprocess": "models.preprocess.load_cell_image (centre square crop, antialiased resize)"},
+                  "field_of_view": net_config.field_of_view,
+                  "preprocess": "models.preprocess.load_cell_image (centre square crop, antialiased resize, "
+                                "then the central field_of_view of the side)"},
         "outputs": {"cell_types": tax.type_abbrs, "features": tax.feature_ids},
         "trained_features": trained_features,
         "calibration": calibration,
@@ -52,6 +54,11 @@ def save_cellnet(net, net_config, out: Path, calibration: dict, trained_features
     }
     resave_cellnet(net, Path(out), meta)
     return Path(out) / "cellnet.keras"
+
+
+def input_geometry(meta: dict) -> tuple[int, float]:
+    """(input_px, field_of_view) of a stage-1 model; models saved before 2026-12-06 saw the whole crop."""
+    return int(meta["input"]["shape"][0]), float(meta["input"].get("field_of_view", 1.0))
 
 
 def read_metadata(model_dir: Path) -> dict:

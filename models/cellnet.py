@@ -31,6 +31,7 @@ class CellNetConfig:
     (``width``), while the 8x8 middle flow, which is cheap, keeps ``middle_width`` channels.
     """
     input_px: int = 128
+    field_of_view: float = 1.0  # preprocessing only: the network sees the central share of the crop's side
     width: int = 16            # stem: width, 2x width; blocks 1-2: 2x, 4x width
     middle_width: int = 256    # block 3 and the eight downstream blocks
     middle_blocks: int = 8     # Kimura Fig. 5: eight downstream blocks

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy.special import expit, softmax
 
-from models.artifact import DEFAULT_DIR, load_cellnet, read_metadata, runtime_file
+from models.artifact import DEFAULT_DIR, input_geometry, load_cellnet, read_metadata, runtime_file
 from models.errors import InvalidImage
 from models.preprocess import ImageLimits, load_cell_image
 from models.runtime import OnnxModel
@@ -65,7 +65,7 @@ class CellPredictor:
         else:
             self.net, _ = load_cellnet(model_dir)
             self._forward = self._make_forward()
-        self.input_px = int(self.metadata["input"]["shape"][0])
+        self.input_px, self.field_of_view = input_geometry(self.metadata)
         self.batch_size = batch_size
         self.threads = threads
         self.limits = limits
@@ -110,7 +110,7 @@ class CellPredictor:
 
         def one(item):
             try:
-                return load_cell_image(item[0], self.input_px, item[1], self.limits)
+                return load_cell_image(item[0], self.input_px, item[1], self.limits, self.field_of_view)
             except InvalidImage as exc:
                 if not skip_invalid:
                     raise

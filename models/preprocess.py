@@ -56,23 +56,34 @@ def _open(source: str | Path | bytes, name: str, limits: ImageLimits) -> Image.I
     return img
 
 
+def frame_px(input_px: int, field_of_view: float = 1.0) -> int:
+    """Side (px) to which the whole square crop is resized so that its central ``field_of_view``
+    share of the side measures ``input_px``."""
+    if not 0.0 < field_of_view <= 1.0:
+        raise ValueError(f"field_of_view must be in (0, 1], got {field_of_view}")
+    return int(round(input_px / field_of_view))
+
+
 def load_cell_image(source: str | Path | bytes, input_px: int, name: str | None = None,
-                    limits: ImageLimits = ImageLimits()) -> np.ndarray:
+                    limits: ImageLimits = ImageLimits(), field_of_view: float = 1.0) -> np.ndarray:
     """Decode one crop to RGB uint8 of shape (input_px, input_px, 3).
 
-    ``source`` is a path or the file's bytes; ``name`` labels error messages. Raises
-    :class:`InvalidImage` for anything that is not a complete, plausible image.
+    ``source`` is a path or the file's bytes; ``name`` labels error messages. With
+    ``field_of_view`` f < 1 the network sees only the central f of the crop's side, at 1/f the
+    resolution: the whole square is resized to ``frame_px(input_px, f)`` and then centre-cropped.
+    Raises :class:`InvalidImage` for anything that is not a complete, plausible image.
     """
     name = name or (Path(source).name if not isinstance(source, (bytes, bytearray)) else "image")
     img = _open(source, name, limits)
+    side = frame_px(input_px, field_of_view)
     try:
         if img.format == "JPEG":
-            img.draft("RGB", (input_px, input_px))
+            img.draft("RGB", (side, side))
         img = img.convert("RGB")
         img.load()
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InvalidImage(f"{name}: the image data is truncated or corrupt ({exc})") from exc
-    return square_resize(np.asarray(img), input_px)
+    return centre_crop(square_resize(np.asarray(img), side), input_px)
 
 
 def square_resize(rgb: np.ndarray, input_px: int) -> np.ndarray:
@@ -84,3 +95,11 @@ def square_resize(rgb: np.ndarray, input_px: int) -> np.ndarray:
     if side != input_px:
         img = img.resize((input_px, input_px), Image.Resampling.BILINEAR, reducing_gap=None)
     return np.asarray(img, dtype=np.uint8)
+
+
+def centre_crop(rgb: np.ndarray, px: int) -> np.ndarray:
+    """The central (px, px) window of an (h, w, ...) or (n, h, w, ...) array of squares, as a view."""
+    top = (rgb.shape[-3] - px) // 2
+    if top == 0:
+        return rgb
+    return rgb[..., top:top + px, top:top + px, :]

@@ -84,8 +84,9 @@ def _inputs(kind: str, meta: dict, images: Sequence) -> list[np.ndarray]:
     stage-1 network; the 16 rotated views of one crop per batch for AKIRA."""
     from models.preprocess import load_cell_image
     if kind == "cellnet":
-        px = int(meta["input"]["shape"][0])
-        crops = np.stack([load_cell_image(i, px) for i in images]).astype(np.float32)
+        from models.artifact import input_geometry
+        px, field_of_view = input_geometry(meta)
+        crops = np.stack([load_cell_image(i, px, field_of_view=field_of_view) for i in images]).astype(np.float32)
         return [crops[s:s + 32] for s in range(0, len(crops), 32)]
     from models.akira.augment import rotation_views, saved_interpolation
     from models.akira.infer import N_VIEWS, decode_px

@@ -40,7 +40,7 @@ def average_saved(out: Path, model_dirs: list[Path], simulated_dir: str, data_ro
 
     ``simulated_dir`` must hold the simulated cells the members were trained with (cells.csv).
     """
-    from models.artifact import load_cellnet, save_cellnet
+    from models.artifact import input_geometry, load_cellnet, save_cellnet
     from models.calibrate import calibrate
     from models.cellnet import CellNetConfig
     from models.train import TrainConfig, _decode_all, assemble, recalibrate_batchnorm
@@ -61,7 +61,7 @@ def average_saved(out: Path, model_dirs: list[Path], simulated_dir: str, data_ro
                          input_px=int(meta["input"]["shape"][0]), threads=threads)
     frame = assemble(config, Path(simulated_dir))
     frame = frame[frame["split"].isin(["train", "val"])].reset_index(drop=True)
-    images = _decode_all(frame["path"].tolist(), config.input_px, threads)
+    images = _decode_all(frame["path"].tolist(), *input_geometry(meta), threads=threads)
     train_idx = np.flatnonzero(frame["split"].to_numpy() == "train")
     val_idx = np.flatnonzero(frame["split"].to_numpy() == "val")
     recalibrate_batchnorm(net, images[train_idx], config.seed)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from models.datasets import attribute_targets, feature_targets, load_all, source_map, type_targets
-from models.preprocess import load_cell_image
+from models.preprocess import centre_crop, frame_px, load_cell_image
 from models.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class TrainConfig:
     data_root: str | None = None          # ../shared/data when None
     simulated_dir: str | None = None      # output of simulate.training_set; made in <out>/simcells when None
     input_px: int = 128
+    field_of_view: float = 1.0            # the network sees the central share of each crop's side (models.preprocess)
     width: int = 16
     middle_width: int = 256
     middle_blocks: int = 8
@@ -52,11 +53,13 @@ class TrainConfig:
     threads: int = 2
 
 
-def _decode_all(paths: list[str], input_px: int, threads: int) -> np.ndarray:
+def _decode_all(paths: list[str], input_px: int, threads: int, field_of_view: float = 1.0) -> np.ndarray:
+    """Decode crops to (n, input_px, input_px, 3) uint8, as :func:`models.preprocess.load_cell_image`."""
     from tqdm import tqdm
     out = np.empty((len(paths), input_px, input_px, 3), np.uint8)
+    load = lambda p: load_cell_image(p, input_px, field_of_view=field_of_view)
     with ThreadPoolExecutor(threads) as ex:
-        for i, arr in enumerate(tqdm(ex.map(lambda p: load_cell_image(p, input_px), paths), total=len(paths),
+        for i, arr in enumerate(tqdm(ex.map(load, paths), total=len(paths),
                                      desc="decode", unit="img", mininterval=5)):
             out[i] = arr
     return out
@@ -82,12 +85,14 @@ def assemble(config: TrainConfig, simulated_dir: Path) -> pd.DataFrame:
     return pd.concat([real_rows, sim_rows], ignore_index=True)
 
 
-def _augment_fn(input_px: int):
-    """Per-image augmentation on a uint8 batch: flips, rotation U(-180, 180) deg and scale U(0.8, 1.2)
-    in one projective warp (reflect fill), then stain / colour jitter."""
+def _augment_fn(input_px: int, source_px: int | None = None):
+    """Per-image augmentation on a uint8 batch of ``source_px`` squares (default ``input_px``): flips,
+    rotation U(-180, 180) deg and scale U(0.8, 1.2) about the centre in one projective warp (reflect
+    fill) that also takes the central ``input_px`` window, then stain / colour jitter."""
     import numpy as np
     import tensorflow as tf
     centre = (input_px - 1) / 2.0
+    source_centre = ((source_px or input_px) - 1) / 2.0
 
     def augment(images, targets):
         x = tf.cast(images, tf.float32)
@@ -100,11 +105,11 @@ def _augment_fn(input_px: int):
         c, s_ = tf.cos(angle) / scale, tf.sin(angle) / scale
         a0, a1 = c * flip, -s_
         b0, b1 = s_ * flip, c
-        a2 = centre - a0 * centre - a1 * centre
-        b2 = centre - b0 * centre - b1 * centre
+        a2 = source_centre - a0 * centre - a1 * centre
+        b2 = source_centre - b0 * centre - b1 * centre
         zeros = tf.zeros_like(c)
         transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-        x = tf.raw_ops.ImageProjectiveTransformV3(images=x, transforms=transforms, output_shape=tf.shape(x)[1:3],
+        x = tf.raw_ops.ImageProjectiveTransformV3(images=x, transforms=transforms, output_shape=[input_px, input_px],
                                                   fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
         x = tf.where(tf.random.uniform((n, 1, 1, 1)) < 0.5, tf.reverse(x, axis=[1]), x)
         # stain / colour jitter: per-channel gain and offset, then contrast about the image mean
@@ -218,8 +223,10 @@ def train_cells(out: Path, config: TrainConfig) -> Path:
     frame = assemble(config, sim_dir)
     fit_idx = np.flatnonzero(frame["split"].isin(["train", "val"]).values)
     frame = frame.iloc[fit_idx].reset_index(drop=True)
-    log.info("decoding %d images at %d px", len(frame), config.input_px)
-    images = _decode_all(frame["path"].tolist(), config.input_px, config.threads)
+    source_px = frame_px(config.input_px, config.field_of_view)
+    log.info("decoding %d images at %d px (the network sees the central %d px)", len(frame), source_px, config.input_px)
+    full_images = _decode_all(frame["path"].tolist(), source_px, config.threads)  # augmentation crops after its warp
+    images = centre_crop(full_images, config.input_px)
     train_idx = np.flatnonzero(frame["split"].values == "train")
     val_idx = np.flatnonzero(frame["split"].values == "val")
 
@@ -229,11 +236,11 @@ def train_cells(out: Path, config: TrainConfig) -> Path:
     targets = {"cell_type": np.stack(frame["type_target"].values),
                "features_logits": np.stack(frame["feature_target"].values),
                "attributes": np.stack(frame["attribute_target"].values)}
-    augment = _augment_fn(config.input_px)
+    augment = _augment_fn(config.input_px, source_px)
     val_ds = _dataset(images, targets, val_idx, 64)
 
-    net_config = CellNetConfig(input_px=config.input_px, width=config.width, middle_width=config.middle_width,
-                               middle_blocks=config.middle_blocks)
+    net_config = CellNetConfig(input_px=config.input_px, field_of_view=config.field_of_view, width=config.width,
+                               middle_width=config.middle_width, middle_blocks=config.middle_blocks)
     net = build_cellnet(net_config)
     trainer = keras.Model(net.input, {"cell_type": net.output["cell_type_logits"],
                                       "features_logits": net.output["features_logits"],
@@ -264,7 +271,7 @@ def train_cells(out: Path, config: TrainConfig) -> Path:
     for epoch in range(state["epoch"], config.epochs):
         epoch_rng = np.random.default_rng([config.seed, epoch])  # the same draw after a resume
         idx = epoch_rng.choice(train_idx, size=steps * config.batch_size, p=weights)
-        history = trainer.fit(_dataset(images, targets, idx, config.batch_size, augment), epochs=1, shuffle=False,
+        history = trainer.fit(_dataset(full_images, targets, idx, config.batch_size, augment), epochs=1, shuffle=False,
                               verbose=1 if sys.stdout.isatty() else 2)  # a progress bar on a terminal, a line in logs
         val = trainer.evaluate(val_ds, return_dict=True, verbose=0)
         row = {"epoch": epoch + 1, **{k: float(v[-1]) for k, v in history.history.items()},
@@ -295,7 +302,7 @@ def train_cells(out: Path, config: TrainConfig) -> Path:
 def recalibrate_saved(model_dir: Path, config: TrainConfig) -> dict:
     """Refit the calibration of a saved stage-1 model on the validation split its training used
     (``config.simulated_dir`` must be that run's simulated cells) and rewrite its metadata."""
-    from models.artifact import load_cellnet
+    from models.artifact import input_geometry, load_cellnet
     from models.calibrate import calibrate
     from models.errors import InvalidInput
     if not config.simulated_dir or not (Path(config.simulated_dir) / "cells.csv").is_file():
@@ -304,7 +311,7 @@ def recalibrate_saved(model_dir: Path, config: TrainConfig) -> dict:
     net, meta = load_cellnet(model_dir)
     frame = assemble(config, Path(config.simulated_dir))
     val = frame[frame["split"] == "val"].reset_index(drop=True)
-    images = _decode_all(val["path"].tolist(), int(meta["input"]["shape"][0]), config.threads)
+    images = _decode_all(val["path"].tolist(), *input_geometry(meta), threads=config.threads)
     meta["calibration"] = calibrate(net, images, val)
     # New probabilities from the same weights: a new version, so reports say which calibration made them.
     now = datetime.now(timezone.utc)

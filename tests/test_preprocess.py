@@ -55,3 +55,41 @@ def test_size_and_pixel_limits():
         load_cell_image(data, 128, limits=ImageLimits(max_image_bytes=100))
     with pytest.raises(InvalidImage, match="pixel limit"):
         load_cell_image(data, 128, limits=ImageLimits(max_image_pixels=100 * 100))
+
+
+@pytest.mark.parametrize("size", [256, 360])
+def test_field_of_view_is_the_central_share_at_higher_resolution(size):
+    """field_of_view 0.5: the central half of the crop's side, at twice the resolution of the whole crop."""
+    from models.preprocess import centre_crop, frame_px
+    data = _jpeg(synthetic_cell(px=size, seed=2))
+    assert frame_px(64, 0.5) == 128 and frame_px(192, 0.8) == 240
+    half = load_cell_image(data, 64, field_of_view=0.5)
+    whole = load_cell_image(data, 128)
+    assert half.shape == (64, 64, 3)
+    np.testing.assert_array_equal(half, centre_crop(whole, 64))
+    assert np.array_equal(load_cell_image(data, 64, field_of_view=1.0), load_cell_image(data, 64))
+
+
+def test_field_of_view_out_of_range():
+    with pytest.raises(ValueError, match="field_of_view"):
+        load_cell_image(_jpeg(synthetic_cell(px=64)), 32, field_of_view=1.5)
+
+
+def test_training_warp_takes_the_central_window_of_a_larger_source():
+    """The augmentation of a field-of-view model: a 64-px source in, its 32-px centre out, still centred
+    after any rotation, flip and zoom (a red disc of radius 10 px at the centre stays under the centre)."""
+    import tensorflow as tf
+
+    from models.train import _augment_fn
+    yy, xx = np.mgrid[0:64, 0:64]
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[:] = (30, 30, 220)
+    img[np.hypot(yy - 31.5, xx - 31.5) < 10] = (220, 30, 30)
+    tf.random.set_seed(0)
+    out, _ = _augment_fn(32, 64)(tf.constant(np.stack([img] * 16)), {})
+    out = np.asarray(out)
+    assert out.shape == (16, 32, 32, 3)
+    centre = out[:, 14:18, 14:18].mean(axis=(1, 2))
+    assert (centre[:, 0] > centre[:, 2] + 100).all()
+    edge = out[:, 0, 0]
+    assert (edge[:, 2] > edge[:, 0] + 100).all()  # the disc (radius 10 of a 32-px window) does not reach a corner

@@ -55,3 +55,24 @@ def test_altered_or_missing_onnx_file(tiny_models, tmp_path):
     from models.artifact import add_onnx
     add_onnx(folder)  # what `mdsdx train onnx DIR` does
     assert CellPredictor(folder).runtime == "onnx"
+
+
+def test_predictor_uses_the_saved_field_of_view(tmp_path):
+    """A model trained on the central share of each crop is served the same window; older metadata
+    without the key means the whole crop."""
+    from models.artifact import input_geometry, save_cellnet
+    from models.cellnet import CellNetConfig, build_cellnet
+    from models.preprocess import load_cell_image
+    cfg = CellNetConfig(input_px=32, field_of_view=0.5, width=4, middle_width=16, middle_blocks=1, exit_width=32)
+    net = build_cellnet(cfg)
+    save_cellnet(net, cfg, tmp_path / "fov", calibration={"type_temperature": 1.0, "feature_temperature": 1.0,
+                                                          "unid_threshold": 0.0},
+                 trained_features=[], training={"note": "test"}, version="cellnet-fov-test")
+    predictor = CellPredictor(tmp_path / "fov")
+    assert (predictor.input_px, predictor.field_of_view) == (32, 0.5)
+    blobs = [jpeg_bytes(seed, px=360) for seed in range(3)]
+    expected = np.stack([load_cell_image(b, 32, field_of_view=0.5) for b in blobs])
+    np.testing.assert_array_equal(predictor.decode(blobs)[0], expected)
+    np.testing.assert_allclose(predictor.predict_files(blobs).embedding, np.asarray(net(expected.astype("float32"))["embedding"]),
+                               atol=1e-4)
+    assert input_geometry({"input": {"shape": [192, 192, 3]}}) == (192, 1.0)
