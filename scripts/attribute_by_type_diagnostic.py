@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from models.artifact import load_cellnet
+from models.artifact import input_geometry, load_cellnet
 from models.attribute_head import AttributeHeadConfig, fit_attribute_head
 from models.datasets import attribute_targets, load_all, source_map
 from models.evaluate import _attribute_accuracy
@@ -20,7 +20,7 @@ WBCATT_TYPES = {"Neutrophil": ["SNE", "BNE"], "Eosinophil": ["EO"], "Basophil": 
                 "Lymphocyte": ["LY", "VLY"], "Monocyte": ["MO"]}
 
 net, meta = load_cellnet(sys.argv[1] if len(sys.argv) > 1 else "models/cellnet")
-px = int(meta["input"]["shape"][0])
+px, field_of_view = input_geometry(meta)
 abbrs = load_taxonomy().type_abbrs
 group_sizes = [len(v) for v in source_map()["wbcatt_attributes"].values()]
 real = load_all(None)
@@ -29,7 +29,7 @@ labelled = (targets >= 0).any(1)
 data = {}
 for split in ("train", "val"):
     idx = np.flatnonzero(labelled & (real["split"].values == split))
-    images = _decode_all(real["path"].iloc[idx].tolist(), px, 2)
+    images = _decode_all(real["path"].iloc[idx].tolist(), px, 2, field_of_view)
     parts = [net.predict(images[i:i + 512].astype("float32"), batch_size=64, verbose=0) for i in range(0, len(images), 512)]
     probs = np.concatenate([np.asarray(p["cell_type"]) for p in parts])
     group_p = np.stack([probs[:, [abbrs.index(a) for a in members]].sum(1) for members in WBCATT_TYPES.values()], 1)

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from sklearn.metrics import recall_score
 
-from models.artifact import load_cellnet
+from models.artifact import input_geometry, load_cellnet
 from models.datasets import load_all
 from models.evaluate import FINE_CLASSES
 from models.taxonomy import load_taxonomy
@@ -37,8 +37,8 @@ y_all = real["cell_types"].map(lambda t: FINE.index(t[0])).to_numpy()
 tr = np.flatnonzero(real["split"].values == "train")
 va = np.flatnonzero(real["split"].values == "val")
 print("train", np.bincount(y_all[tr]), "val", np.bincount(y_all[va]), flush=True)
-imgs = _decode_all(real["path"].tolist(), px, 2)
 net, meta = load_cellnet("models/cellnet")
+imgs = _decode_all(real["path"].tolist(), px, 2, input_geometry(meta)[1])
 if px != int(meta["input"]["shape"][0]):
     from models.cellnet import CellNetConfig, build_cellnet
     from models.artifact import copy_weights_by_name

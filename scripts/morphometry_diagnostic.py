@@ -17,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import recall_score
 from sklearn.preprocessing import StandardScaler
 
-from models.artifact import load_cellnet
+from models.artifact import input_geometry, load_cellnet
 from models.attribute_head import AttributeHeadConfig, _embeddings, fit_attribute_head
 from models.datasets import attribute_targets, load_all, source_map
 from models.evaluate import FINE_CLASSES, _attribute_accuracy
@@ -47,7 +47,7 @@ def morph(path) -> list[float]:
 
 
 net, meta = load_cellnet("models/cellnet")
-px = int(meta["input"]["shape"][0])
+px, field_of_view = input_geometry(meta)
 gs = [len(v) for v in source_map()["wbcatt_attributes"].values()]
 real = load_all(None)
 t = attribute_targets(real)
@@ -58,7 +58,7 @@ D = {}
 for s in ("train", "val"):
     idx = np.flatnonzero((lab | fine) & (real["split"].values == s))
     paths = real["path"].iloc[idx].tolist()
-    emb = _embeddings(net, _decode_all(paths, px, 2), 64)[0]
+    emb = _embeddings(net, _decode_all(paths, px, 2, field_of_view), 64)[0]
     with ThreadPoolExecutor(2) as ex:
         mf = np.array(list(ex.map(morph, paths)), float)
     D[s] = dict(emb=emb, mf=mf, t=t[idx], lab=lab[idx], fine=fine[idx], y=real["cell_types"].iloc[idx].map(lambda c: c[0]).values)
