@@ -125,14 +125,14 @@ def labelled_split_embeddings(model_dir: Path | str | None, splits: tuple[str, .
     from models.datasets import attribute_targets, load_all, source_map
     from models.train import _decode_all
     net, meta = load_cellnet(model_dir)
-    geometry = input_geometry(meta)
+    px, field_of_view = input_geometry(meta)
     real = load_all(None)
     targets = attribute_targets(real)
     labelled = (targets >= 0).any(1)
     x, t = {}, {}
     for split in splits:
         idx = np.flatnonzero(labelled & (real["split"].values == split))
-        x[split] = _embeddings(net, _decode_all(real["path"].iloc[idx].tolist(), *geometry, threads=threads), batch_size)[0]
+        x[split] = _embeddings(net, _decode_all(real["path"].iloc[idx].tolist(), px, threads, field_of_view), batch_size)[0]
         t[split] = targets[idx]
     return x, t, [len(v) for v in source_map()["wbcatt_attributes"].values()]
 
@@ -150,7 +150,7 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
     from models.train import _decode_all
     model_dir = Path(model_dir)
     net, meta = load_cellnet(model_dir)
-    geometry = input_geometry(meta)
+    px, field_of_view = input_geometry(meta)
     vocab = source_map()["wbcatt_attributes"]
     group_sizes = [len(v) for v in vocab.values()]
     real = load_all(data_root)
@@ -162,7 +162,7 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
     views, old_logits = {}, {}
     for s, idx in split.items():
         log.info("embedding %d %s crops with WBCAtt attributes", len(idx), s)
-        images = _decode_all(real["path"].iloc[idx].tolist(), *geometry, threads=threads)
+        images = _decode_all(real["path"].iloc[idx].tolist(), px, threads, field_of_view)
         first, old_logits[s] = _embeddings(net, images, config.batch_size)
         n_views = config.train_views if s == "train" or config.fit_on_validation else 1
         views[s] = [first] + [_embeddings(net, dihedral_view(images, v), config.batch_size)[0]

@@ -67,6 +67,16 @@ def _int8_text(record: dict) -> str:
             f"{q['calibration']}), {use}. Agreement with the float model on other train-split crops: {agreement}.")
 
 
+def _input_text(meta: dict) -> str:
+    from models.artifact import input_geometry
+    from models.preprocess import frame_px
+    px, field_of_view = input_geometry(meta)
+    if field_of_view == 1.0:
+        return f"{px}-px crops"
+    return (f"{px}-px windows, the central {100 * field_of_view:.0f} % of each crop's side "
+            f"(the crop resized to {frame_px(px, field_of_view)} px)")
+
+
 def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_notes: str = "") -> dict:
     meta = json.loads((Path(model_dir) / "metadata.json").read_text())
     m = json.loads((Path(eval_dir) / "metrics.json").read_text())
@@ -79,7 +89,7 @@ def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_
         "title": "mdsdx stage-1 cell CNN (17 types, 97 features)", "version": meta["version"],
         "summary": ("A separable-convolution residual network in the shape of Kimura et al. 2019, Fig. 5 (3 upstream "
                     "blocks, 8 downstream residual blocks), trained from scratch on 2 CPU cores. Inputs are "
-                    f"{meta['input']['shape'][0]}-px crops (antialiased resize from any size); outputs are calibrated "
+                    f"{_input_text(meta)} (antialiased resize from any size); outputs are calibrated "
                     "probabilities of the 17 cell types and of the dysmorphic features that had training labels, and "
                     "a 512-d embedding."),
         "commands": commands, "training_notes": training_notes,

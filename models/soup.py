@@ -57,11 +57,12 @@ def average_saved(out: Path, model_dirs: list[Path], simulated_dir: str, data_ro
     net.set_weights(average_weights([member.get_weights() for member, _ in loaded]))
     del loaded
 
-    config = TrainConfig(simulated_dir=str(simulated_dir), data_root=data_root,
-                         input_px=int(meta["input"]["shape"][0]), threads=threads)
+    px, field_of_view = input_geometry(meta)
+    config = TrainConfig(simulated_dir=str(simulated_dir), data_root=data_root, input_px=px,
+                         field_of_view=field_of_view, threads=threads)
     frame = assemble(config, Path(simulated_dir))
     frame = frame[frame["split"].isin(["train", "val"])].reset_index(drop=True)
-    images = _decode_all(frame["path"].tolist(), *input_geometry(meta), threads=threads)
+    images = _decode_all(frame["path"].tolist(), px, threads, field_of_view)
     train_idx = np.flatnonzero(frame["split"].to_numpy() == "train")
     val_idx = np.flatnonzero(frame["split"].to_numpy() == "val")
     recalibrate_batchnorm(net, images[train_idx], config.seed)

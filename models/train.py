@@ -311,7 +311,8 @@ def recalibrate_saved(model_dir: Path, config: TrainConfig) -> dict:
     net, meta = load_cellnet(model_dir)
     frame = assemble(config, Path(config.simulated_dir))
     val = frame[frame["split"] == "val"].reset_index(drop=True)
-    images = _decode_all(val["path"].tolist(), *input_geometry(meta), threads=config.threads)
+    px, field_of_view = input_geometry(meta)
+    images = _decode_all(val["path"].tolist(), px, config.threads, field_of_view)
     meta["calibration"] = calibrate(net, images, val)
     # New probabilities from the same weights: a new version, so reports say which calibration made them.
     now = datetime.now(timezone.utc)

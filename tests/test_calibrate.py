@@ -74,7 +74,7 @@ def test_recalibrating_a_saved_model_gives_it_a_new_version(tmp_path, tiny_model
     (tmp_path / "sim").mkdir()
     (tmp_path / "sim" / "cells.csv").write_text("path\n")
     monkeypatch.setattr(models.train, "assemble", lambda config, sim: pd.DataFrame({"path": ["a.jpg"], "split": ["val"]}))
-    monkeypatch.setattr(models.train, "_decode_all", lambda paths, px, *_, **__: np.zeros((len(paths), px, px, 3)))
+    monkeypatch.setattr(models.train, "_decode_all", lambda paths, px, threads, field_of_view=1.0: np.zeros((len(paths), px, px, 3)))
     monkeypatch.setattr(models.calibrate, "calibrate", lambda net, images, val: {"type_temperature": 1.5,
                         "feature_temperature": 1.0, "unid_threshold": 0.4})
     recalibrate_saved(folder, TrainConfig(simulated_dir=tmp_path / "sim"))
