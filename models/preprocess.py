@@ -98,7 +98,7 @@ def square_resize(rgb: np.ndarray, input_px: int) -> np.ndarray:
 
 
 def centre_crop(rgb: np.ndarray, px: int) -> np.ndarray:
-    """The central (px, px) window of an (h, w, ...) or (n, h, w, ...) array of squares, as a view."""
+    """The central (px, px) window of a (side, side, 3) image or an (n, side, side, 3) batch, as a view."""
     top = (rgb.shape[-3] - px) // 2
     if top == 0:
         return rgb

@@ -7,6 +7,7 @@ calibration is refitted on the validation split, as after ``mdsdx train cells``.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,19 @@ def average_weights(weight_lists: list[list[np.ndarray]]) -> list[np.ndarray]:
             for i in range(len(weight_lists[0]))]
 
 
+def _recipe(meta: dict) -> dict:
+    """What soup members must share, with the defaults of settings added later filled in (a model saved
+    before 2026-12-06 has no field_of_view and saw the whole crop)."""
+    from models.artifact import input_geometry
+    from models.cellnet import CellNetConfig
+    return {"architecture": asdict(CellNetConfig(**meta["architecture"])), "input geometry": input_geometry(meta),
+            "trained_features": meta.get("trained_features")}
+
+
 def _check_same_recipe(metas: list[dict], model_dirs: list[Path]) -> None:
-    for key in ("architecture", "input", "trained_features"):
-        values = [m.get(key) for m in metas]
+    recipes = [_recipe(m) for m in metas]
+    for key in recipes[0]:
+        values = [r[key] for r in recipes]
         for d, v in zip(model_dirs[1:], values[1:]):
             if v != values[0]:
                 raise InvalidInput(f"{d}: its {key} differs from {model_dirs[0]}'s; a soup averages models of one architecture")

@@ -1,4 +1,6 @@
 """`mdsdx train soup`: the weight average and its input errors (the full run needs the shared data)."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -56,3 +58,26 @@ def test_cli_errors_are_one_line(tmp_path, tiny_models):
                             str(tmp_path / "o"), "--simulated-dir", str(tmp_path)])
     assert r.exit_code == 2 and "cells.csv" in r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_members_saved_before_the_field_of_view_setting_share_a_recipe():
+    """A model saved before 2026-12-06 (no field_of_view, older preprocess text) soups with a new one that sees the
+    whole crop, but not with one that sees the central 80 %."""
+    import json
+
+    from models.soup import _check_same_recipe
+    new = json.loads((Path(__file__).parent / ".." / "models" / "cellnet" / "metadata.json").read_text())
+    new["architecture"]["field_of_view"] = 1.0
+    new["input"] = {**new["input"], "field_of_view": 1.0, "preprocess": "a newer description"}
+    old = json.loads(json.dumps(new))
+    del old["architecture"]["field_of_view"], old["input"]["field_of_view"]
+    old["input"]["preprocess"] = "models.preprocess.load_cell_image (centre square crop, antialiased resize)"
+    dirs = [Path("old"), Path("new")]
+    _check_same_recipe([old, new], dirs)
+    narrow = json.loads(json.dumps(new))
+    narrow["architecture"]["field_of_view"] = narrow["input"]["field_of_view"] = 0.8
+    with pytest.raises(InvalidInput, match="architecture differs"):
+        _check_same_recipe([old, narrow], dirs)
+    narrow["architecture"]["field_of_view"] = 1.0
+    with pytest.raises(InvalidInput, match="input geometry differs"):
+        _check_same_recipe([old, narrow], dirs)
