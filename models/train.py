@@ -52,6 +52,13 @@ class TrainConfig:
     init_weights: str | None = None       # a .weights.h5 or .keras file to start from
     threads: int = 2
 
+    def __post_init__(self):
+        from models.errors import InvalidInput
+        try:
+            frame_px(self.input_px, self.field_of_view)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+
 
 def _decode_all(paths: list[str], input_px: int, threads: int, field_of_view: float = 1.0) -> np.ndarray:
     """Decode crops to (n, input_px, input_px, 3) uint8, as :func:`models.preprocess.load_cell_image`."""

@@ -65,8 +65,9 @@ def test_members_saved_before_the_field_of_view_setting_share_a_recipe():
     whole crop, but not with one that sees the central 80 %."""
     import json
 
+    from models.artifact import DEFAULT_DIR
     from models.soup import _check_same_recipe
-    new = json.loads((Path(__file__).parent / ".." / "models" / "cellnet" / "metadata.json").read_text())
+    new = json.loads((DEFAULT_DIR / "metadata.json").read_text())
     new["architecture"]["field_of_view"] = 1.0
     new["input"] = {**new["input"], "field_of_view": 1.0, "preprocess": "a newer description"}
     old = json.loads(json.dumps(new))

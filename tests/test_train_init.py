@@ -78,3 +78,9 @@ def test_sampling_weights_balance_and_boost_real_crops():
     assert boosted[8] / boosted[4] == pytest.approx(8.0)
     with pytest.raises(InvalidInput, match="VLY"):
         sampling_weights(keys, origins, 1.0, {"VLY": 2.0})
+
+
+def test_a_field_of_view_outside_0_1_is_a_clear_config_error():
+    from models.train import TrainConfig
+    with pytest.raises(InvalidInput, match="field_of_view"):
+        TrainConfig(field_of_view=1.25)
