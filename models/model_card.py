@@ -73,8 +73,8 @@ def _input_text(meta: dict) -> str:
     px, field_of_view = input_geometry(meta)
     if field_of_view == 1.0:
         return f"{px}-px crops"
-    return (f"{px}-px windows, the central {100 * field_of_view:.0f} % of each crop's side "
-            f"(the crop resized to {frame_px(px, field_of_view)} px)")
+    return (f"{px}-px windows, the central {100 * field_of_view:.0f} % of each crop's side, "
+            f"the crop first resized to {frame_px(px, field_of_view)} px")
 
 
 def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_notes: str = "") -> dict:
@@ -134,6 +134,8 @@ def diagnoser_card(model_dir: Path, commands: list[str], training_notes: str = "
     m = meta["training"]["test_metrics"]
     ci = lambda k: f"[{100 * m[k][0]:.1f}, {100 * m[k][1]:.1f}] %"
     aci = m["auc_ci95"]
+    # diagnosers trained before 2026-12-06 recorded bootstrap intervals for every rate
+    ci_name = "exact 95 % CI" if "interval_methods" in m else "95 % CI, bootstrap"
     card = {
         "title": "mdsdx MDS-vs-AA diagnoser (XGBoost on 114 smear parameters)", "version": meta["version"],
         "summary": ("XGBoost (Kimura et al. 2019) on the 17 type proportions and 97 feature rates of a smear, computed "
@@ -148,9 +150,9 @@ def diagnoser_card(model_dir: Path, commands: list[str], training_notes: str = "
                  f"independent test cohort of {m['n_smears']} smears ({m['n_mds']} MDS, {m['n_aa']} AA) from test-split "
                  f"crops no training step saw, featurized through stage-1 model {meta['training']['cellnet']}."),
         "metrics": {
-            "sensitivity (SIMULATED test cohort)": (f"{100 * m['sensitivity']:.1f} % (95 % CI {ci('sensitivity_ci95')})", ">= 96 %"),
-            "specificity (SIMULATED test cohort)": (f"{100 * m['specificity']:.1f} % (95 % CI {ci('specificity_ci95')})", ">= 97 %"),
-            "AUC (SIMULATED test cohort)": (f"{m['auc']:.3f} (95 % CI [{aci[0]:.3f}, {aci[1]:.3f}])", ">= 0.99"),
+            "sensitivity (SIMULATED test cohort)": (f"{100 * m['sensitivity']:.1f} % ({ci_name} {ci('sensitivity_ci95')})", ">= 96 %"),
+            "specificity (SIMULATED test cohort)": (f"{100 * m['specificity']:.1f} % ({ci_name} {ci('specificity_ci95')})", ">= 97 %"),
+            "AUC (SIMULATED test cohort)": (f"{m['auc']:.3f} (95 % CI [{aci[0]:.3f}, {aci[1]:.3f}], bootstrap)", ">= 0.99"),
             "decision threshold on P(MDS)": (f"{meta['threshold']:.3f}", ""),
         },
         "sections": {"Comparison": ("Kimura et al. report 96.2 % sensitivity, 100 % specificity and AUC 0.990 on 26 MDS "
