@@ -8,7 +8,8 @@ the simulator's ground truth:
    test cohort from ``test-cohort`` crops (no training step saw them), standard difficulty;
 2. every smear's cells go through :class:`models.infer.CellPredictor`, then :func:`featurize_smear`;
 3. :class:`MdsDiagnoser` is fitted (stratified CV, Platt calibration, threshold) on the training cohort;
-4. sensitivity, specificity and AUC on the test cohort, with percentile bootstrap 95 % CIs.
+4. sensitivity and specificity on the test cohort with exact (Clopper-Pearson) 95 % CIs, and the AUC with a
+   percentile bootstrap 95 % CI.
 Writes ``diagnoser.ubj``, ``metadata.json``, ``metrics.json``, ``roc.png``, ``heatmap.png`` and the
 feature tables; cohorts and features are reused when present, so a stopped run resumes.
 """
@@ -24,6 +25,7 @@ import pandas as pd
 
 from diagnose.model import DiagnoserConfig, MdsDiagnoser
 from featurize.smear import featurize_smear, parameter_ids, usable_cells
+from models.metrics import exact_ci95
 
 log = logging.getLogger(__name__)
 
@@ -57,34 +59,34 @@ def featurize_cohort(predictor, cohort_dir: Path) -> pd.DataFrame:
     return frame.join(cohort.set_index("smear_id")[["diagnosis", "n_cells"]])
 
 
-def bootstrap_ci(y: np.ndarray, score: np.ndarray, threshold: float, resamples: int, seed: int) -> dict:
-    """Percentile 95 % CIs of sensitivity, specificity and AUC over resampled smears."""
+def auc_bootstrap_ci(y: np.ndarray, score: np.ndarray, resamples: int, seed: int) -> dict:
+    """Percentile 95 % CI of the AUC over resampled smears."""
     from sklearn.metrics import roc_auc_score
     rng = np.random.default_rng(seed)
-    sens, spec, auc = [], [], []
+    auc = []
     for _ in range(resamples):
         i = rng.integers(0, len(y), len(y))
-        yt, s = y[i], score[i]
-        if yt.min() == yt.max():
-            continue
-        sens.append(((s >= threshold) & (yt == 1)).sum() / (yt == 1).sum())
-        spec.append(((s < threshold) & (yt == 0)).sum() / (yt == 0).sum())
-        auc.append(roc_auc_score(yt, s))
-    ci = lambda v: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
-    return {"sensitivity_ci95": ci(sens), "specificity_ci95": ci(spec), "auc_ci95": ci(auc), "resamples": len(auc)}
+        if y[i].min() != y[i].max():
+            auc.append(roc_auc_score(y[i], score[i]))
+    return {"auc_ci95": [float(np.percentile(auc, 2.5)), float(np.percentile(auc, 97.5))], "resamples": len(auc)}
 
 
 def evaluate_diagnoser(model: MdsDiagnoser, test: pd.DataFrame, resamples: int, seed: int) -> dict:
+    """Test-cohort sensitivity and specificity with exact (Clopper-Pearson) 95 % intervals, which stay
+    honest at 0 or 100 % where a bootstrap collapses to a point, and the AUC with a bootstrap interval."""
     from sklearn.metrics import roc_auc_score
     y = (test["diagnosis"] == "MDS").astype(int).values
     p = model.predict_proba(test[parameter_ids()])[:, 1]
     pred = p >= model.threshold_
-    out = {"n_smears": int(len(y)), "n_mds": int(y.sum()), "n_aa": int((1 - y).sum()),
-           "threshold": model.threshold_,
-           "sensitivity": float((pred & (y == 1)).sum() / (y == 1).sum()),
-           "specificity": float((~pred & (y == 0)).sum() / (y == 0).sum()),
-           "auc": float(roc_auc_score(y, p)), "accuracy": float((pred == (y == 1)).mean())}
-    out.update(bootstrap_ci(y, p, model.threshold_, resamples, seed))
+    tp, tn = int((pred & (y == 1)).sum()), int((~pred & (y == 0)).sum())
+    n_mds, n_aa = int(y.sum()), int((1 - y).sum())
+    out = {"n_smears": int(len(y)), "n_mds": n_mds, "n_aa": n_aa, "threshold": model.threshold_,
+           "sensitivity": tp / n_mds, "specificity": tn / n_aa,
+           "auc": float(roc_auc_score(y, p)), "accuracy": float((pred == (y == 1)).mean()),
+           "sensitivity_ci95": exact_ci95(tp, n_mds), "specificity_ci95": exact_ci95(tn, n_aa),
+           "interval_methods": {"sensitivity": "Clopper-Pearson", "specificity": "Clopper-Pearson",
+                                "auc": "percentile bootstrap over smears"}}
+    out.update(auc_bootstrap_ci(y, p, resamples, seed))
     return out
 
 

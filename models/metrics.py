@@ -9,6 +9,15 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
 
+def exact_ci95(k: int, n: int) -> list[float]:
+    """Clopper-Pearson 95 % interval of the proportion k / n; NaNs when n is 0."""
+    from scipy.stats import binomtest
+    if not n:
+        return [float("nan"), float("nan")]
+    ci = binomtest(int(k), int(n)).proportion_ci(0.95, method="exact")
+    return [float(ci.low), float(ci.high)]
+
+
 def one_vs_rest(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> list[dict]:
     """Per label: n, sensitivity TP/(TP+FN), specificity TN/(TN+FP), with predictions as given."""
     rows = []

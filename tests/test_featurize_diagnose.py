@@ -181,3 +181,24 @@ def test_pairing_warning_names_both_stage1_versions():
     assert pairing_warning({"training": {}}, "cellnet-x") is None
     text = pairing_warning(meta, "cellnet-20261204-1309-att202612041313")
     assert "cellnet-20261125-0807-cal202612021312" in text and "cellnet-20261204-1309-att202612041313" in text
+
+
+def test_test_cohort_rates_have_exact_intervals_that_stay_open_at_100_percent(monkeypatch):
+    import diagnose.train as train_module
+
+    class Perfect:  # calls every MDS smear MDS and every AA smear AA
+        threshold_ = 0.5
+
+        def predict_proba(self, X):
+            p = X["marker"].to_numpy(float)
+            return np.stack([1 - p, p], 1)
+
+    n = 150
+    test = pd.DataFrame({"marker": np.r_[np.full(n, 0.9), np.full(n, 0.1)], "diagnosis": ["MDS"] * n + ["AA"] * n})
+    monkeypatch.setattr(train_module, "parameter_ids", lambda: ["marker"])
+    m = train_module.evaluate_diagnoser(Perfect(), test, resamples=200, seed=0)
+    assert m["sensitivity"] == m["specificity"] == 1.0
+    # Clopper-Pearson lower bound for 150 of 150: 0.025 ** (1 / 150) = 0.9757; a bootstrap would give [1, 1]
+    assert m["sensitivity_ci95"][0] == pytest.approx(0.025 ** (1 / n), abs=1e-6)
+    assert m["sensitivity_ci95"][1] == 1.0 and m["specificity_ci95"] == m["sensitivity_ci95"]
+    assert m["auc_ci95"] == [1.0, 1.0] and m["interval_methods"]["sensitivity"] == "Clopper-Pearson"

@@ -15,14 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def exact_ci95(k: int, n: int) -> list[float]:
-    """Clopper-Pearson 95 % interval of the proportion k / n; NaNs when n is 0."""
-    from scipy.stats import binomtest
-    if not n:
-        return [float("nan"), float("nan")]
-    ci = binomtest(int(k), int(n)).proportion_ci(0.95, method="exact")
-    return [float(ci.low), float(ci.high)]
+from models.metrics import exact_ci95
 
 
 def _rates(tp: float, fp: float, tn: float, fn: float) -> dict:
