@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import onnx
 from scipy.special import softmax
 
 from models.artifact import input_geometry
@@ -61,7 +62,6 @@ calibration_paths = train_split_crops(None, 512, seed=0)
 with tempfile.TemporaryDirectory() as tmp:
     prepared = Path(tmp) / "prepared.onnx"
     q.quant_pre_process(str(model_dir / "cellnet.onnx"), str(prepared), skip_symbolic_shape=True)
-    import onnx
     nodes = onnx.load(str(prepared)).graph.node
     convs = [n.name for n in nodes if n.op_type == "Conv"]
     depthwise = [n.name for n in nodes if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)]
