@@ -20,38 +20,33 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from scipy.special import softmax
 
-from models.artifact import input_geometry
 from models.datasets import load_all, source_map
-from models.preprocess import load_cell_image
+from models.infer import CellPredictor
 from models.quantize import _inputs, _onnx_quantization, train_split_crops
 from models.runtime import OnnxModel
-from models.taxonomy import load_taxonomy
 
 VARIANTS = ("shipped", "float_heads", "float_stem", "float_depthwise", "calibration_512", "percentile", "entropy",
             "symmetric_int8")
 
 model_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "models/cellnet")
 meta = json.loads((model_dir / "metadata.json").read_text())
-px, field_of_view = input_geometry(meta)
-temperature = float(meta["calibration"]["type_temperature"])
-bias = np.asarray(meta["calibration"]["type_bias"], np.float32)
+predictor = CellPredictor(model_dir, runtime="onnx")
 real = load_all(None)
 val = real[real["split"] == "val"].reset_index(drop=True)
-x_val = np.stack([load_cell_image(p, px, field_of_view=field_of_view) for p in val["path"]]).astype(np.float32)
-abbrs = np.array(load_taxonomy().type_abbrs)
+images, _ = predictor.decode(val["path"].tolist())
 groups = {a: g for g, members in source_map()["classic_groups"].items() for a in members}
 is_pbc = (val["source"] == "pbc").values
 
 
 def type_probs(model: OnnxModel) -> np.ndarray:
-    logits = np.concatenate([model(x_val[s:s + 64])["cell_type_logits"] for s in range(0, len(x_val), 64)])
-    return softmax(logits / temperature + bias, axis=1)
+    """Calibrated type probabilities of the validation crops through ``model`` (the predictor's own calibration)."""
+    predictor._forward = CellPredictor._onnx_forward(model)
+    return predictor.predict_arrays(images).type_probs
 
 
 def group_accuracy(probs: np.ndarray) -> float:
-    pred = np.array([groups.get(t) for t in abbrs[probs.argmax(1)]], dtype=object)
+    pred = np.array([groups.get(t) for t in predictor.type_abbrs[probs.argmax(1)]], dtype=object)
     return float((pred[is_pbc] == val["group"].values[is_pbc]).mean())
 
 
