@@ -33,9 +33,11 @@ def _onnx_quantization():
     return quantization
 
 
-def quantize_onnx(src: Path, dst: Path, batches: Iterable[np.ndarray]) -> Path:
+def quantize_onnx(src: Path, dst: Path, batches: Iterable[np.ndarray], reduce_range: bool = False) -> Path:
     """Write the int8 (QDQ) version of ``src`` to ``dst``, calibrated on ``batches`` of model inputs
-    (n, px, px, 3) float32, 0-255."""
+    (n, px, px, 3) float32, 0-255. ``reduce_range``: 7-bit weights, which ONNX Runtime documents as the
+    guard against its u8s8 kernels saturating on x86 CPUs without VNNI, so the file computes the same
+    outputs on any x86 CPU."""
     q = _onnx_quantization()
     src, dst = Path(src), Path(dst)
     name = OnnxModel(src, threads=1).input_name
@@ -53,7 +55,8 @@ def quantize_onnx(src: Path, dst: Path, batches: Iterable[np.ndarray]) -> Path:
     try:
         q.quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
         q.quantize_static(str(prepared), str(partial), Reader(), quant_format=q.QuantFormat.QDQ,
-                          activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8, per_channel=True)
+                          activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8, per_channel=True,
+                          reduce_range=reduce_range)
         partial.replace(dst)
     finally:
         prepared.unlink(missing_ok=True)
@@ -112,13 +115,15 @@ def _agreement(kind: str, fp32: OnnxModel, int8: OnnxModel, batches: list[np.nda
 
 
 def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | None = None,
-             n_calibration: int = 192, n_check: int = 192, seed: int = 0, make_default: bool = False) -> dict:
+             n_calibration: int = 192, n_check: int = 192, seed: int = 0, make_default: bool = False,
+             reduce_range: bool = False) -> dict:
     """Quantise a stage-1 or AKIRA folder's float ONNX file and record it in ``metadata.json``.
 
     ``images``: calibration crops (paths); by default ``n_calibration`` train-split crops of the
     shared data, with the agreement checked on ``n_check`` other ones. ``make_default``: the folder's
     ``auto`` runtime becomes the int8 file (``runtime.default``), so its evaluation and serving use
-    it; otherwise that setting is cleared. Returns the ``runtime.int8`` record."""
+    it; otherwise that setting is cleared. ``reduce_range``: 7-bit weights (:func:`quantize_onnx`).
+    Returns the ``runtime.int8`` record."""
     model_dir = Path(model_dir)
     kind = _kind(model_dir)
     meta_path = model_dir / "metadata.json"
@@ -134,9 +139,12 @@ def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | 
         half = max(1, len(images) // 2)
         calibration, check = list(images[:half]), list(images[half:]) or list(images[:half])
         described = f"{len(calibration)} given crops"
-    dst = quantize_onnx(src, model_dir / (src.name[:-len(".onnx")] + INT8_SUFFIX), _inputs(kind, meta, calibration))
+    dst = quantize_onnx(src, model_dir / (src.name[:-len(".onnx")] + INT8_SUFFIX), _inputs(kind, meta, calibration),
+                        reduce_range)
     record = {"onnx": dst.name, "onnx_sha256": sha256_of(dst), "calibration": described,
-              "format": "QDQ, int8 weights per channel, uint8 activations (MinMax)",
+              "format": ("QDQ, int8 weights per channel" + (" in 7 bits (reduce_range)" if reduce_range else "")
+                         + ", uint8 activations (MinMax)"),
+              "reduce_range": reduce_range,
               "agreement_with_float": _agreement(kind, OnnxModel(src), OnnxModel(dst), _inputs(kind, meta, check)),
               "libraries": library_versions("onnx", "onnxruntime")}
     meta.setdefault("runtime", {})["int8"] = record

@@ -83,3 +83,24 @@ def test_make_default_switches_the_auto_runtime(tiny_models, tmp_path):
     assert GranuleScorer(folder).runtime == "int8"
     add_int8(folder, images=images)  # quantised again without the flag: back to the float file
     assert GranuleScorer(folder).runtime == "onnx"
+
+
+@pytest.mark.parametrize("reduce_range", [False, True])
+def test_reduce_range_keeps_the_weights_in_7_bits(tiny_models, tmp_path, reduce_range):
+    """``--reduce-range`` (the guard against u8s8 saturation on CPUs without VNNI) stores every int8
+    weight within [-64, 64]; the default recipe uses the full int8 range."""
+    import onnx
+    from onnx import numpy_helper
+    from service.cli import cli
+    folder = tmp_path / "cellnet"
+    shutil.copytree(tiny_models["cellnet"], folder)
+    _crops(tmp_path / "calib")
+    args = ["train", "quantize", str(folder), "--images", str(tmp_path / "calib")]
+    r = CliRunner().invoke(cli, args + (["--reduce-range"] if reduce_range else []))
+    assert r.exit_code == 0, r.output
+    record = json.loads((folder / "metadata.json").read_text())["runtime"]["int8"]
+    assert record["reduce_range"] is reduce_range and ("7 bits" in record["format"]) is reduce_range
+    weights = [numpy_helper.to_array(t) for t in onnx.load(str(folder / "cellnet.int8.onnx")).graph.initializer
+               if t.data_type == onnx.TensorProto.INT8]
+    largest = max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
+    assert largest <= 64 if reduce_range else largest > 64
