@@ -126,7 +126,7 @@ def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_
                    "The least reliable calls are the fine classes (band vs segmented neutrophil; metamyelocyte, "
                    f"myelocyte and promyelocyte): macro sensitivity {_pct(m['fine_class_macro_sensitivity_pbc'])} on real "
                    "test crops, below the 90 % target. Blasts and artefacts are learned only from bone-marrow crops, "
-                   "taken with another stain and magnification (see the Table 2 layout above)."),
+                   "taken with another stain and magnification (Table 2 layout of the model card)."),
         "libraries": meta["libraries"],
     }
     write_card(model_dir, card)

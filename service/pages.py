@@ -85,6 +85,23 @@ def cohort():
     return render_template("cohort.html", image=image, n=len(smears))
 
 
+@bp.route("/models")
+@require_login
+def models():
+    from service.model_cards import served_cards
+    return render_template("models.html", cards=served_cards(current_app.config["MDSDX"]))
+
+
+@bp.route("/models/<kind>/MODEL_CARD.md")
+@require_login
+def model_card(kind):
+    from service.model_cards import card_markdown
+    path = card_markdown(current_app.config["MDSDX"], kind)
+    if path is None:
+        abort(404)
+    return send_file(path, mimetype="text/markdown", max_age=0)
+
+
 @bp.route("/upload", methods=["GET", "POST"])
 @require_login
 def upload():

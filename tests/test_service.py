@@ -354,3 +354,53 @@ def test_failed_commit_stores_nothing_and_keeps_earlier_images(app, client, api_
     with app.extensions["mdsdx"]["sessions"]() as db, pytest.raises(RuntimeError):
         submit_smear(FailingCommit(db), app.extensions["mdsdx"]["store"], tiny_pipeline, images, "SLIDE-2", None, None)
     assert sorted(stored_files(app)) == before and count_smears(app) == 1
+
+
+def test_models_page_shows_the_cards_of_the_served_models(tiny_models, tmp_path):
+    """/models lists each served model's version, held-out figures, intended use and limits; it says
+    so when a folder has no card, or a card that describes other weights; the full card downloads."""
+    import json
+    import shutil
+
+    from conftest import service_config
+    from models.model_card import write_card
+    from service.app import create_app
+    from service.auth import create_key
+    cellnet = tmp_path / "cellnet"
+    shutil.copytree(tiny_models["cellnet"], cellnet)
+    version = json.loads((cellnet / "metadata.json").read_text())["version"]
+    card = {"title": "tiny stage-1 network", "version": version, "summary": "A test network.", "commands": ["x"],
+            "data": "none", "metrics": {"8 classic PBC groups, accuracy": ["12.5 %", ">= 98 %"]},
+            "intended_use": "Tests only.", "limits": "Knows nothing.", "libraries": {}}
+    write_card(cellnet, card)
+    app = create_app({"MDSDX": service_config(tmp_path / "home", tiny_models, cell_model_dir=str(cellnet)),
+                      "TESTING": True})
+    with app.extensions["mdsdx"]["sessions"]() as db:
+        key = create_key(db, "reader")
+    c = app.test_client()
+    assert c.get("/models").status_code == 302  # login first
+    c.post("/login", data={"key": key})
+    page = c.get("/models").get_data(as_text=True)
+    assert "tiny stage-1 network" in page and version in page and "12.5 %" in page and "&gt;= 98 %" in page
+    assert "Tests only." in page and "Knows nothing." in page
+    assert page.count("No model card in this model") == 2  # the tiny diagnoser and AKIRA have none
+    assert "describes version" not in page
+    md = c.get("/models/cellnet/MODEL_CARD.md")
+    assert md.status_code == 200 and md.mimetype == "text/markdown" and b"# Model card: tiny stage-1 network" in md.data
+    md.close()
+    assert c.get("/models/diagnoser/MODEL_CARD.md").status_code == 404
+    assert c.get("/models/../etc/MODEL_CARD.md").status_code == 404
+
+    write_card(cellnet, dict(card, version="cellnet-older"))
+    page = c.get("/models").get_data(as_text=True)
+    assert "describes version <code>cellnet-older</code>" in page
+
+
+def test_models_page_reads_the_shipped_cards(tmp_path, tiny_models):
+    from conftest import service_config
+    from service.model_cards import served_cards
+    cfg = service_config(tmp_path / "home", tiny_models, cell_model_dir=None, diagnoser_dir=None, akira_model_dir=None)
+    cards = served_cards(cfg)
+    assert [c.kind for c in cards] == ["cellnet", "diagnoser", "akira"]
+    assert all(c.card_matches for c in cards), [(c.kind, c.folder_version) for c in cards]
+    assert all("Not for diagnosing patients" in c.card["intended_use"] for c in cards)

@@ -1,0 +1,59 @@
+"""The model cards of the models this service runs, for the Models page: which version each folder
+holds, what its card measured on held-out data, its intended use and its limits."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.config import ServiceConfig
+
+KINDS = ("cellnet", "diagnoser", "akira")  # stage 1, stage 2, bone-marrow granules
+
+
+@dataclass(frozen=True)
+class ServedCard:
+    """One model folder and its card. ``card`` is the parsed ``model_card.json`` (None when absent);
+    ``folder_version`` is the version in the folder's ``metadata.json`` (None when unreadable)."""
+    kind: str
+    folder: Path
+    card: dict | None
+    folder_version: str | None
+
+    @property
+    def card_matches(self) -> bool:
+        """True when the card describes the weights in the folder."""
+        return self.card is not None and self.card.get("version") == self.folder_version
+
+
+def model_folders(cfg: ServiceConfig) -> dict[str, Path]:
+    """kind -> the folder the service loads it from (its configured folder or the shipped default)."""
+    from diagnose.model import DEFAULT_DIR as DIAGNOSER_DIR
+    from models.akira.infer import DEFAULT_DIR as AKIRA_DIR
+    from models.artifact import DEFAULT_DIR as CELLNET_DIR
+    return {"cellnet": Path(cfg.cell_model_dir or CELLNET_DIR), "diagnoser": Path(cfg.diagnoser_dir or DIAGNOSER_DIR),
+            "akira": Path(cfg.akira_model_dir or AKIRA_DIR)}
+
+
+def _json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def served_cards(cfg: ServiceConfig) -> list[ServedCard]:
+    """The card of every model folder the service is configured with, in pipeline order."""
+    out = []
+    for kind, folder in model_folders(cfg).items():
+        meta = _json(folder / "metadata.json") or {}
+        out.append(ServedCard(kind, folder, _json(folder / "model_card.json"), meta.get("version")))
+    return out
+
+
+def card_markdown(cfg: ServiceConfig, kind: str) -> Path | None:
+    """The full ``MODEL_CARD.md`` of one served model, or None."""
+    if kind not in KINDS:
+        return None
+    path = model_folders(cfg)[kind] / "MODEL_CARD.md"
+    return path if path.is_file() else None
