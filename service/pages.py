@@ -32,7 +32,8 @@ def render_report(smear: Smear) -> str:
     result = SmearResult(**r)
     by_name = {c.name: c for c in smear.cells}
     nav = (f'<a href="{url_for("pages.index")}">All smears</a> &middot; received {smear.created_at:%Y-%m-%d %H:%M} UTC'
-           f' &middot; <a href="{url_for("api.SmearFhir", smear_id=smear.id)}">FHIR</a>')
+           f' &middot; <a href="{url_for("api.SmearFhir", smear_id=smear.id)}">FHIR</a>'
+           f' &middot; <a href="{url_for("pages.models")}">the models and their limits</a>')
     return render_smear_report(result, lambda name: url_for("pages.cell_image", smear_id=smear.id,
                                                              position=by_name[name].position), nav=nav)
 

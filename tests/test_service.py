@@ -221,6 +221,7 @@ def test_pages_need_login_then_show_reports(app, client, api_key):
     assert "PAGE-1" in home
     report = client.get(f"/smears/{created['id']}").get_data(as_text=True)
     assert "Cell gallery" in report and "WHO view" in report and "The 114 parameters" in report
+    assert 'href="/models"' in report
     assert "https://" not in report.split("</style>")[0]
     img = client.get(f"/smears/{created['id']}/cells/0.img")
     assert img.status_code == 200 and img.data[:3] == b"\xff\xd8\xff"
