@@ -8,8 +8,6 @@ from pathlib import Path
 
 from service.config import ServiceConfig
 
-KINDS = ("cellnet", "diagnoser", "akira")  # stage 1, stage 2, bone-marrow granules
-
 
 @dataclass(frozen=True)
 class ServedCard:
@@ -27,7 +25,8 @@ class ServedCard:
 
 
 def model_folders(cfg: ServiceConfig) -> dict[str, Path]:
-    """kind -> the folder the service loads it from (its configured folder or the shipped default)."""
+    """kind (cellnet: stage 1, diagnoser: stage 2, akira: bone-marrow granules) -> the folder the service
+    loads it from (its configured folder or the shipped default)."""
     from diagnose.model import DEFAULT_DIR as DIAGNOSER_DIR
     from models.akira.infer import DEFAULT_DIR as AKIRA_DIR
     from models.artifact import DEFAULT_DIR as CELLNET_DIR
@@ -53,7 +52,6 @@ def served_cards(cfg: ServiceConfig) -> list[ServedCard]:
 
 def card_markdown(cfg: ServiceConfig, kind: str) -> Path | None:
     """The full ``MODEL_CARD.md`` of one served model, or None."""
-    if kind not in KINDS:
-        return None
-    path = model_folders(cfg)[kind] / "MODEL_CARD.md"
-    return path if path.is_file() else None
+    folder = model_folders(cfg).get(kind)
+    path = folder / "MODEL_CARD.md" if folder else None
+    return path if path is not None and path.is_file() else None
