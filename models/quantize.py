@@ -1,7 +1,8 @@
 """Static int8 quantisation of a model folder's ONNX file (ONNX Runtime, QDQ format).
 
-Weights are int8 per output channel; activations uint8, their ranges calibrated (MinMax) on
-stage-1 *train-split* crops, never on held-out ones. The quantised file sits beside the float
+Weights are int8 per output channel; activations uint8, their ranges calibrated on stage-1
+*train-split* crops, never on held-out ones: by each tensor's extremes (``minmax``, the default) or
+by the 99.999th percentile of its values (``percentile``). The quantised file sits beside the float
 one and is recorded in ``metadata.json`` (``runtime.int8``: file, checksum, calibration, and its
 agreement with the float model on other train-split crops). It is used when asked for
 (``MDSDX_RUNTIME=int8``), or by default when the folder says so (``runtime.default``, set by
@@ -33,11 +34,18 @@ def _onnx_quantization():
     return quantization
 
 
-def quantize_onnx(src: Path, dst: Path, batches: Iterable[np.ndarray], reduce_range: bool = False) -> Path:
+CALIBRATIONS = ("percentile", "minmax")
+
+
+def quantize_onnx(src: Path, dst: Path, batches: Iterable[np.ndarray], reduce_range: bool = False,
+                  calibration: str = "minmax") -> Path:
     """Write the int8 (QDQ) version of ``src`` to ``dst``, calibrated on ``batches`` of model inputs
     (n, px, px, 3) float32, 0-255. ``reduce_range``: 7-bit weights, which ONNX Runtime documents as the
     guard against its u8s8 kernels saturating on x86 CPUs without VNNI, so the file computes the same
-    outputs on any x86 CPU."""
+    outputs on any x86 CPU. ``calibration``: one of :data:`CALIBRATIONS` (ONNX Runtime's Percentile
+    method at its default 99.999th percentile, or MinMax)."""
+    if calibration not in CALIBRATIONS:
+        raise InvalidInput(f"calibration {calibration!r}: expected one of {', '.join(CALIBRATIONS)}")
     q = _onnx_quantization()
     src, dst = Path(src), Path(dst)
     name = OnnxModel(src, threads=1).input_name
@@ -54,9 +62,10 @@ def quantize_onnx(src: Path, dst: Path, batches: Iterable[np.ndarray], reduce_ra
     partial = dst.with_suffix(".partial")
     try:
         q.quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        method = q.CalibrationMethod.Percentile if calibration == "percentile" else q.CalibrationMethod.MinMax
         q.quantize_static(str(prepared), str(partial), Reader(), quant_format=q.QuantFormat.QDQ,
                           activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8, per_channel=True,
-                          reduce_range=reduce_range)
+                          reduce_range=reduce_range, calibrate_method=method)
         partial.replace(dst)
     finally:
         prepared.unlink(missing_ok=True)
@@ -116,13 +125,14 @@ def _agreement(kind: str, fp32: OnnxModel, int8: OnnxModel, batches: list[np.nda
 
 def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | None = None,
              n_calibration: int = 192, n_check: int = 192, seed: int = 0, make_default: bool = False,
-             reduce_range: bool = False) -> dict:
+             reduce_range: bool = False, calibration: str = "minmax") -> dict:
     """Quantise a stage-1 or AKIRA folder's float ONNX file and record it in ``metadata.json``.
 
     ``images``: calibration crops (paths); by default ``n_calibration`` train-split crops of the
     shared data, with the agreement checked on ``n_check`` other ones. ``make_default``: the folder's
     ``auto`` runtime becomes the int8 file (``runtime.default``), so its evaluation and serving use
-    it; otherwise that setting is cleared. ``reduce_range``: 7-bit weights (:func:`quantize_onnx`).
+    it; otherwise that setting is cleared. ``reduce_range``: 7-bit weights; ``calibration``: how the
+    activation ranges are set (both :func:`quantize_onnx`).
     Returns the ``runtime.int8`` record."""
     model_dir = Path(model_dir)
     kind = _kind(model_dir)
@@ -132,20 +142,20 @@ def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | 
     if src is None:
         raise ModelLoadError(f"{model_dir}: no float ONNX file to quantise; export one with `mdsdx train onnx {model_dir}`")
     if images is None:
-        calibration = train_split_crops(data_root, n_calibration, seed)
-        check = train_split_crops(data_root, n_check, seed, skip=n_calibration)
+        calibration_crops = train_split_crops(data_root, n_calibration, seed)
+        check_crops = train_split_crops(data_root, n_check, seed, skip=n_calibration)
         described = f"{n_calibration} train-split crops of the shared data (seed {seed})"
     else:
         half = max(1, len(images) // 2)
-        calibration, check = list(images[:half]), list(images[half:]) or list(images[:half])
-        described = f"{len(calibration)} given crops"
-    dst = quantize_onnx(src, model_dir / (src.name[:-len(".onnx")] + INT8_SUFFIX), _inputs(kind, meta, calibration),
-                        reduce_range)
+        calibration_crops, check_crops = list(images[:half]), list(images[half:]) or list(images[:half])
+        described = f"{len(calibration_crops)} given crops"
+    dst = quantize_onnx(src, model_dir / (src.name[:-len(".onnx")] + INT8_SUFFIX), _inputs(kind, meta, calibration_crops),
+                        reduce_range, calibration)
     record = {"onnx": dst.name, "onnx_sha256": sha256_of(dst), "calibration": described,
               "format": ("QDQ, int8 weights per channel" + (" in 7 bits (reduce_range)" if reduce_range else "")
-                         + ", uint8 activations (MinMax)"),
-              "reduce_range": reduce_range,
-              "agreement_with_float": _agreement(kind, OnnxModel(src), OnnxModel(dst), _inputs(kind, meta, check)),
+                         + f", uint8 activations ({'Percentile 99.999' if calibration == 'percentile' else 'MinMax'})"),
+              "reduce_range": reduce_range, "activation_calibration": calibration,
+              "agreement_with_float": _agreement(kind, OnnxModel(src), OnnxModel(dst), _inputs(kind, meta, check_crops)),
               "libraries": library_versions("onnx", "onnxruntime")}
     meta.setdefault("runtime", {})["int8"] = record
     if make_default:

@@ -104,3 +104,36 @@ def test_reduce_range_keeps_the_weights_in_7_bits(tiny_models, tmp_path, reduce_
                if t.data_type == onnx.TensorProto.INT8]
     largest = max(int(np.abs(w.astype(np.int16)).max()) for w in weights)
     assert largest <= 64 if reduce_range else largest > 64
+
+
+def test_percentile_calibration_narrows_activation_ranges(tiny_models, tmp_path):
+    """``--calibration percentile`` sets each activation's range from the 99.999th percentile of its
+    values, so no range is wider than MinMax's extremes and some are narrower; the record says which."""
+    import onnx
+    from onnx import numpy_helper
+    from service.cli import cli
+    _crops(tmp_path / "calib")
+    scales = {}
+    for method in ("minmax", "percentile"):
+        folder = tmp_path / method
+        shutil.copytree(tiny_models["cellnet"], folder)
+        r = CliRunner().invoke(cli, ["train", "quantize", str(folder), "--images", str(tmp_path / "calib"),
+                                     "--calibration", method])
+        assert r.exit_code == 0, r.output
+        record = json.loads((folder / "metadata.json").read_text())["runtime"]["int8"]
+        assert record["activation_calibration"] == method
+        graph = onnx.load(str(folder / "cellnet.int8.onnx")).graph
+        scales[method] = {t.name: float(numpy_helper.to_array(t)) for t in graph.initializer
+                          if t.name.endswith("_scale") and t.data_type == onnx.TensorProto.FLOAT and not t.dims}
+    assert scales["minmax"].keys() == scales["percentile"].keys() and scales["minmax"]
+    ratio = np.array([scales["percentile"][k] / scales["minmax"][k] for k in scales["minmax"]])
+    assert (ratio <= 1 + 1e-6).all() and ratio.min() < 1 - 1e-4
+
+
+def test_unknown_calibration_is_refused(tiny_models, tmp_path):
+    from service.cli import cli
+    folder = tmp_path / "cellnet"
+    shutil.copytree(tiny_models["cellnet"], folder)
+    r = CliRunner().invoke(cli, ["train", "quantize", str(folder), "--calibration", "entropy"])
+    assert r.exit_code != 0 and "entropy" in r.output
+    assert "int8" not in json.loads((folder / "metadata.json").read_text()).get("runtime", {})

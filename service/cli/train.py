@@ -112,13 +112,16 @@ def train_onnx(model_dir: Path) -> None:
               help="Make the int8 file the folder's default runtime (then evaluate the model with it).")
 @click.option("--reduce-range", is_flag=True,
               help="7-bit weights: the same outputs on x86 CPUs without VNNI, where 8-bit ones can saturate.")
-def train_quantize(model_dir: Path, data_root, images_dir, make_default: bool, reduce_range: bool) -> None:
+@click.option("--calibration", type=click.Choice(["minmax", "percentile"]), default="minmax", show_default=True,
+              help="How activation ranges are set: each tensor's extremes, or the 99.999th percentile of its values.")
+def train_quantize(model_dir: Path, data_root, images_dir, make_default: bool, reduce_range: bool,
+                   calibration: str) -> None:
     """Add an int8 ONNX file to MODEL_DIR (stage-1 or AKIRA), used with MDSDX_RUNTIME=int8."""
     setup_logging()
     from models.quantize import add_int8
     from service.cli.cells import find_images
     images = [str(p) for p in find_images([str(images_dir)])] if images_dir else None
     record = add_int8(model_dir, data_root=data_root, images=images, make_default=make_default,
-                      reduce_range=reduce_range)
+                      reduce_range=reduce_range, calibration=calibration)
     click.echo(f"saved {model_dir / record['onnx']} (calibrated on {record['calibration']}; "
                f"agreement with the float model: {record['agreement_with_float']})")
