@@ -1,7 +1,7 @@
 """Stage-1 throughput: `mdsdx cells classify`'s path (JPEG decode + resize + network), and where the
 time goes. Target: >= 200 cells/s on 2 cores with decode included.
 
-    .venv/bin/python bench/bench_classify.py [--cells 2000] [--model DIR] [--export-px 360] [--runtime onnx|keras]
+    .venv/bin/python bench/bench_classify.py [--cells 2000] [--model DIR] [--export-px 360] [--runtime onnx|bf16|int8|keras]
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=2000)
     ap.add_argument("--model", default=None)
     ap.add_argument("--export-px", type=int, default=None, help="upscale crops to this size (360 = DI-60 export)")
-    ap.add_argument("--runtime", default=None, help="auto (default), onnx, int8 or keras")
+    ap.add_argument("--runtime", default=None, help="auto (default), onnx, bf16, int8 or keras")
     args = ap.parse_args()
     from models.infer import CellPredictor
     predictor = CellPredictor(args.model, runtime=args.runtime)

@@ -136,11 +136,11 @@ def checked_onnx_path(model_dir: Path, meta: dict, int8: bool = False) -> Path |
 
 
 def runtime_file(model_dir: Path, meta: dict, requested: str | None = None) -> tuple[str, Path | None]:
-    """``(runtime, file)`` for a model folder: ``onnx`` or ``int8`` with the checked ONNX file to run,
-    or ``keras`` with None (:func:`models.runtime.select_runtime` decides)."""
+    """``(runtime, file)`` for a model folder: ``onnx``, ``bf16`` or ``int8`` with the checked ONNX file
+    to run, or ``keras`` with None (:func:`models.runtime.select_runtime` decides)."""
     onnx_path, int8_path = checked_onnx_path(model_dir, meta), checked_onnx_path(model_dir, meta, int8=True)
     choice = select_runtime(model_dir, onnx_path, requested, int8_path, (meta.get("runtime") or {}).get("default"))
-    return choice, {"onnx": onnx_path, "int8": int8_path}.get(choice)
+    return choice, {"onnx": onnx_path, "bf16": onnx_path, "int8": int8_path}.get(choice)
 
 
 def resave_cellnet(net, model_dir: Path, meta: dict) -> None:

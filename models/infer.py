@@ -19,7 +19,7 @@ from scipy.special import expit, softmax
 from models.artifact import DEFAULT_DIR, input_geometry, load_cellnet, read_metadata, runtime_file
 from models.errors import InvalidImage
 from models.preprocess import ImageLimits, load_cell_image
-from models.runtime import OnnxModel
+from models.runtime import OnnxModel, OpenVinoModel, open_runtime
 from models.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class CellPredictor:
         self.runtime, onnx_path = runtime_file(model_dir, self.metadata, runtime)
         if onnx_path is not None:
             self.net = None
-            self._forward = self._onnx_forward(OnnxModel(onnx_path, threads, label=self.runtime))
+            self._forward = self._onnx_forward(open_runtime(self.runtime, onnx_path, threads))
         else:
             self.net, _ = load_cellnet(model_dir)
             self._forward = self._make_forward()
@@ -84,7 +84,7 @@ class CellPredictor:
         return self.metadata["version"]
 
     @staticmethod
-    def _onnx_forward(model: OnnxModel):
+    def _onnx_forward(model: OnnxModel | OpenVinoModel):
         def forward(x):
             out = model(x)
             return out["cell_type_logits"], out["features_logits"], out["embedding"], out["attributes"]

@@ -1,4 +1,5 @@
-"""Static int8 quantisation of a model folder's ONNX file (ONNX Runtime, QDQ format).
+"""Reduced-precision runtimes of a model folder: static int8 quantisation of its ONNX file (ONNX
+Runtime, QDQ format), and the record of its bfloat16 runtime (OpenVINO, :func:`add_bf16`).
 
 Weights are int8 per output channel; activations uint8, their ranges calibrated on stage-1
 *train-split* crops, never on held-out ones: by each tensor's extremes (``minmax``, the default) or
@@ -20,7 +21,7 @@ import numpy as np
 
 from models.artifact import checked_onnx_path, library_versions, sha256_of
 from models.errors import InvalidInput, ModelLoadError
-from models.runtime import OnnxModel
+from models.runtime import OnnxModel, OpenVinoModel, bf16_support
 
 INT8_SUFFIX = ".int8.onnx"
 
@@ -162,5 +163,41 @@ def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | 
         meta["runtime"]["default"] = "int8"
     else:
         meta["runtime"].pop("default", None)
+    meta_path.write_text(json.dumps(meta, indent=2))
+    return record
+
+
+def add_bf16(model_dir: Path, data_root: Path | None = None, images: Sequence | None = None,
+             n_check: int = 192, seed: int = 0, make_default: bool = False) -> dict:
+    """Check a stage-1 or AKIRA folder's float ONNX file under the ``bf16`` runtime (OpenVINO,
+    bfloat16) against ONNX Runtime's float result, and record it in ``metadata.json``
+    (``runtime.bf16``). ``images``: the crops (paths) to check on; by default ``n_check`` train-split
+    crops of the shared data. ``make_default``: the folder's ``auto`` runtime becomes ``bf16`` on
+    machines that can run it (the float file elsewhere); otherwise that setting is cleared when it
+    was ``bf16``. Returns the ``runtime.bf16`` record."""
+    reason = bf16_support()
+    if reason is not None:
+        raise InvalidInput(f"the bf16 runtime cannot run here: {reason}")
+    model_dir = Path(model_dir)
+    kind = _kind(model_dir)
+    meta_path = model_dir / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    src = checked_onnx_path(model_dir, meta)
+    if src is None:
+        raise ModelLoadError(f"{model_dir}: no float ONNX file to run in bf16; export one with `mdsdx train onnx {model_dir}`")
+    if images is None:
+        check_crops = train_split_crops(data_root, n_check, seed)
+        described = f"{n_check} train-split crops of the shared data (seed {seed})"
+    else:
+        check_crops, described = list(images), f"{len(images)} given crops"
+    record = {"engine": "OpenVINO CPU plugin, bfloat16 inference precision", "onnx": src.name,
+              "checked_on": described,
+              "agreement_with_float": _agreement(kind, OnnxModel(src), OpenVinoModel(src), _inputs(kind, meta, check_crops)),
+              "libraries": library_versions("openvino", "onnxruntime")}
+    meta.setdefault("runtime", {})["bf16"] = record
+    if make_default:
+        meta["runtime"]["default"] = "bf16"
+    elif meta["runtime"].get("default") == "bf16":
+        meta["runtime"].pop("default")
     meta_path.write_text(json.dumps(meta, indent=2))
     return record

@@ -21,7 +21,7 @@ from models.akira.labels import load_labels
 from models.akira.metrics import grades_from_scores
 from models.errors import ModelLoadError
 from models.preprocess import ImageLimits, load_cell_image
-from models.runtime import OnnxModel
+from models.runtime import OnnxModel, OpenVinoModel, open_runtime
 
 FORMAT = "mdsdx-akira/1"
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "akira_compact"
@@ -60,7 +60,8 @@ def gate(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def load_akira(model_dir: Path | None = None, runtime: str | None = None):
     """``(model, metadata)``: the model is an :class:`~models.runtime.OnnxModel` when the folder has
     its checked ``akira.onnx`` (or, for ``runtime`` ``int8``, its quantised file) and ``runtime`` is
-    not ``keras``, otherwise the Keras model."""
+    not ``keras`` (an :class:`~models.runtime.OpenVinoModel` of the same file for ``bf16``),
+    otherwise the Keras model."""
     from models.artifact import runtime_file
     model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
     meta_path = model_dir / "metadata.json"
@@ -71,7 +72,7 @@ def load_akira(model_dir: Path | None = None, runtime: str | None = None):
         raise ModelLoadError(f"{meta_path}: not an AKIRA model of this version (format or output order differ)")
     choice, onnx_path = runtime_file(model_dir, meta, runtime)
     if onnx_path is not None:
-        return OnnxModel(onnx_path, threads=2, label=choice), meta
+        return open_runtime(choice, onnx_path, threads=2), meta
     import keras
 
     import models.akira.net  # noqa: F401  (registers the custom layers)
@@ -83,8 +84,8 @@ def load_akira(model_dir: Path | None = None, runtime: str | None = None):
 
 
 def _forward_of(model):
-    """(n, px, px, 3) float32 -> (n, 34) for an OnnxModel or a Keras model."""
-    if isinstance(model, OnnxModel):
+    """(n, px, px, 3) float32 -> (n, 34) for an OnnxModel, an OpenVinoModel or a Keras model."""
+    if isinstance(model, (OnnxModel, OpenVinoModel)):
         return lambda x: model(x)["output"]
     import tensorflow as tf
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
@@ -104,7 +105,7 @@ class GranuleScorer:
             self.model, self.metadata, self.input_px = model, {"version": "in-memory"}, int(input_px)
             self.rotation_interpolation = rotation_interpolation
         self._forward = _forward_of(self.model)
-        self.runtime = self.model.label if isinstance(self.model, OnnxModel) else "keras"
+        self.runtime = self.model.label if isinstance(self.model, (OnnxModel, OpenVinoModel)) else "keras"
         self.limits = limits
         self.decode_px = decode_px(self.input_px)
 

@@ -103,6 +103,24 @@ def train_onnx(model_dir: Path) -> None:
     click.echo(f"saved {path}")
 
 
+@train.command("bf16")
+@click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
+@click.option("--images", "images_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Check on the crops in this folder instead of the shared data's train split.")
+@click.option("--make-default", is_flag=True,
+              help="Make bf16 the folder's default runtime on CPUs that have it (then evaluate the model with it).")
+def train_bf16(model_dir: Path, data_root, images_dir, make_default: bool) -> None:
+    """Check MODEL_DIR's float ONNX file under the bf16 runtime (OpenVINO) and record it in its metadata.json."""
+    setup_logging()
+    from models.quantize import add_bf16
+    from service.cli.cells import find_images
+    images = [str(p) for p in find_images([str(images_dir)])] if images_dir else None
+    record = add_bf16(model_dir, data_root=data_root, images=images, make_default=make_default)
+    click.echo(f"recorded the bf16 runtime of {model_dir / record['onnx']} (agreement with ONNX Runtime's float "
+               f"result on {record['checked_on']}: {record['agreement_with_float']})")
+
+
 @train.command("quantize")
 @click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")

@@ -1,0 +1,102 @@
+"""The bf16 runtime: the float ONNX file through OpenVINO in bfloat16, chosen only where it can run."""
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import jpeg_bytes
+from models.errors import ModelLoadError
+from models.infer import CellPredictor
+from models.runtime import bf16_support, select_runtime
+
+needs_bf16 = pytest.mark.skipif(bf16_support() is not None, reason=f"bf16 runtime unavailable: {bf16_support()}")
+
+
+def _crops(folder, n=8):
+    folder.mkdir()
+    for seed in range(n):
+        (folder / f"cell_{seed:02d}.jpg").write_bytes(jpeg_bytes(seed, px=256 if seed % 2 else 360))
+    return folder
+
+
+@pytest.mark.parametrize("reason", [None, "this CPU has no bfloat16 instructions (AVX512_BF16 or AMX)"])
+def test_auto_takes_bf16_only_where_it_runs(monkeypatch, reason):
+    monkeypatch.setattr("models.runtime.bf16_support", lambda: reason)
+    monkeypatch.delenv("MDSDX_RUNTIME", raising=False)
+    onnx = Path("m/cellnet.onnx")
+    assert select_runtime(Path("m"), onnx, default="bf16") == ("bf16" if reason is None else "onnx")
+    assert select_runtime(Path("m"), onnx, default=None) == "onnx"
+    assert select_runtime(Path("m"), None, default="bf16") == "keras"  # no float file to run in bf16
+    if reason is None:
+        assert select_runtime(Path("m"), onnx, requested="bf16") == "bf16"
+    else:
+        with pytest.raises(ModelLoadError, match="bfloat16 instructions.*MDSDX_RUNTIME=onnx"):
+            select_runtime(Path("m"), onnx, requested="bf16")
+
+
+def test_bf16_without_an_onnx_file_is_a_plain_error():
+    with pytest.raises(ModelLoadError, match="mdsdx train onnx"):
+        select_runtime(Path("m"), None, requested="bf16")
+
+
+@needs_bf16
+def test_bf16_is_recorded_made_default_and_close_to_float(tiny_models, tmp_path, monkeypatch):
+    from service.cli import cli
+    monkeypatch.delenv("MDSDX_RUNTIME", raising=False)
+    folder = tmp_path / "cellnet"
+    shutil.copytree(tiny_models["cellnet"], folder)
+    r = CliRunner().invoke(cli, ["train", "bf16", str(folder), "--images", str(_crops(tmp_path / "check")),
+                                 "--make-default"])
+    assert r.exit_code == 0, r.output
+    runtime = json.loads((folder / "metadata.json").read_text())["runtime"]
+    assert runtime["default"] == "bf16" and runtime["bf16"]["onnx"] == "cellnet.onnx"
+    assert runtime["bf16"]["agreement_with_float"]["crops"] == 8
+    assert "openvino" in runtime["bf16"]["libraries"]
+
+    blobs = [jpeg_bytes(seed, px=300) for seed in range(40, 52)]
+    bf16 = CellPredictor(folder)
+    assert bf16.runtime == "bf16"
+    float32 = CellPredictor(folder, runtime="onnx")
+    a, b = float32.predict_files(blobs), bf16.predict_files(blobs)
+    assert np.abs(a.type_probs - b.type_probs).max() < 0.05
+    assert not np.array_equal(a.embedding, b.embedding)  # bfloat16 really ran
+
+    # one infer request per thread: concurrent calls return what one thread alone returns
+    images, _ = bf16.decode(blobs)
+    with ThreadPoolExecutor(4) as ex:
+        results = list(ex.map(lambda _: bf16.predict_arrays(images).type_probs, range(8)))
+    for probs in results:
+        np.testing.assert_allclose(probs, b.type_probs, atol=1e-6)
+
+    monkeypatch.setenv("MDSDX_RUNTIME", "onnx")
+    assert CellPredictor(folder).runtime == "onnx"
+    monkeypatch.delenv("MDSDX_RUNTIME")
+    r = CliRunner().invoke(cli, ["train", "bf16", str(folder), "--images", str(tmp_path / "check")])
+    assert r.exit_code == 0, r.output
+    assert "default" not in json.loads((folder / "metadata.json").read_text())["runtime"]
+
+
+@needs_bf16
+def test_akira_runs_in_bf16_close_to_float(tiny_models):
+    from models.akira.infer import GranuleScorer, load_akira
+    model, _ = load_akira(tiny_models["akira"], runtime="bf16")
+    scorer = GranuleScorer(model=model, input_px=GranuleScorer(tiny_models["akira"]).input_px)
+    assert scorer.runtime == "bf16"
+    blobs = [jpeg_bytes(seed, px=256) for seed in range(60, 63)]
+    a, b = GranuleScorer(tiny_models["akira"]).score_files(blobs), scorer.score_files(blobs)
+    assert np.abs(a.outputs - b.outputs).max() < 0.1  # outputs span 0-3
+
+
+def test_bf16_where_it_cannot_run_is_one_plain_line(tiny_models, tmp_path, monkeypatch):
+    from service.cli import cli
+    monkeypatch.setattr("models.quantize.bf16_support", lambda: "OpenVINO is not installed")
+    folder = tmp_path / "cellnet"
+    shutil.copytree(tiny_models["cellnet"], folder)
+    before = (folder / "metadata.json").read_text()
+    r = CliRunner().invoke(cli, ["train", "bf16", str(folder), "--images", str(_crops(tmp_path / "check"))])
+    assert r.exit_code == 2 and "OpenVINO is not installed" in r.output and len(r.output.strip().splitlines()) == 1
+    assert (folder / "metadata.json").read_text() == before
