@@ -50,9 +50,24 @@ def _runtime_text(meta: dict, keras_file: str) -> str:
     if not record.get("onnx"):
         return f"Keras only (`{keras_file}`)."
     libs = ", ".join(f"{k} {v}" for k, v in record.get("libraries", {}).items() if k != "python")
-    return (f"Served by ONNX Runtime from `{record['onnx']}` (opset {record['opset']}, sha256 "
-            f"`{record['onnx_sha256'][:16]}...`, {libs}), exported from `{keras_file}` by the same save; outputs "
-            "agree with Keras within 1e-5 (tests/test_runtime.py)." + _int8_text(record))
+    served = "The float file is" if record.get("default") else "Served by ONNX Runtime from"
+    return (f"{served} `{record['onnx']}` (opset {record['opset']}, sha256 "
+            f"`{record['onnx_sha256'][:16]}...`, {libs}), exported from `{keras_file}` by the same save; its ONNX Runtime outputs "
+            "agree with Keras within 1e-5 (tests/test_runtime.py)." + _bf16_text(record) + _int8_text(record))
+
+
+def _bf16_text(record: dict) -> str:
+    b = record.get("bf16")
+    if not b:
+        return ""
+    agreement = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                          for k, v in b["agreement_with_float"].items())
+    use = ("is the default runtime of this folder on CPUs with bfloat16 instructions (AVX512_BF16 or AMX), and "
+           "the figures above are its; other CPUs run the float file with ONNX Runtime" if record.get("default") == "bf16"
+           else "is used only with `MDSDX_RUNTIME=bf16`; the figures above are ONNX Runtime's float ones")
+    libs = ", ".join(f"{k} {v}" for k, v in b.get("libraries", {}).items() if k != "python")
+    return (f" The bf16 runtime runs the same `{b['onnx']}` through the {b['engine']} ({libs}); it {use}. "
+            f"Agreement with ONNX Runtime's float result on {b['checked_on']}: {agreement}.")
 
 
 def _int8_text(record: dict) -> str:
@@ -62,7 +77,7 @@ def _int8_text(record: dict) -> str:
     agreement = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                           for k, v in q["agreement_with_float"].items())
     use = ("is the default runtime of this folder, and the figures above are its" if record.get("default") == "int8"
-           else "is used only with `MDSDX_RUNTIME=int8`; the figures above are the float file's")
+           else "is used only with `MDSDX_RUNTIME=int8`" + ("" if record.get("default") else "; the figures above are the float file's"))
     return (f" An int8 version, `{q['onnx']}` (sha256 `{q['onnx_sha256'][:16]}...`; {q['format']}; calibrated on "
             f"{q['calibration']}), {use}. Agreement with the float model on other train-split crops: {agreement}.")
 
@@ -77,7 +92,9 @@ def _input_text(meta: dict) -> str:
             f"the crop first resized to {frame_px(px, field_of_view)} px")
 
 
-def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_notes: str = "") -> dict:
+def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_notes: str = "", speed: str = "") -> dict:
+    """The stage-1 card of ``model_dir`` from the test-split evaluation in ``eval_dir``; ``speed``: the
+    measured `mdsdx cells classify` throughput, with its runtime and machine."""
     meta = json.loads((Path(model_dir) / "metadata.json").read_text())
     m = json.loads((Path(eval_dir) / "metrics.json").read_text())
     if m.get("split", "test") != "test":
@@ -107,6 +124,7 @@ def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_
             "UNID rate (real test crops)": (_pct(m["unid_rate_real_test"]), ""),
             "simulated features, macro AUC (SIMULATED test cells)": (f"{m['simulated_feature_macro_auc']:.3f}" if m.get("simulated_feature_macro_auc") else "n/a", ""),
             "model file size": (f"{size_mb:.1f} MB", "<= 20 MB"),
+            "speed, JPEG decode included, 2 cores": (speed or "see bench/bench_classify.py", ">= 200 cells/s"),
         },
         "sections": {"Per-type and per-feature tables (held-out test split)": "### Table 2 layout" + tables,
                      "Calibration": (f"Temperature scaling on the validation split: types T = "

@@ -100,3 +100,17 @@ def test_bf16_where_it_cannot_run_is_one_plain_line(tiny_models, tmp_path, monke
     r = CliRunner().invoke(cli, ["train", "bf16", str(folder), "--images", str(_crops(tmp_path / "check"))])
     assert r.exit_code == 2 and "OpenVINO is not installed" in r.output and len(r.output.strip().splitlines()) == 1
     assert (folder / "metadata.json").read_text() == before
+
+
+def test_model_card_says_which_runtime_its_figures_are_from():
+    from models.model_card import _runtime_text
+    record = {"onnx": "cellnet.onnx", "opset": 17, "onnx_sha256": "0" * 64, "libraries": {},
+              "int8": {"onnx": "cellnet.int8.onnx", "onnx_sha256": "1" * 64, "format": "QDQ", "calibration": "c",
+                       "agreement_with_float": {"same_top_type": 0.98}},
+              "bf16": {"onnx": "cellnet.onnx", "engine": "OpenVINO CPU plugin", "checked_on": "192 crops",
+                       "agreement_with_float": {"same_top_type": 1.0}, "libraries": {"openvino": "2026.4.1"}}}
+    as_float = _runtime_text({"runtime": record}, "cellnet.keras")
+    assert as_float.startswith("Served by ONNX Runtime") and "used only with `MDSDX_RUNTIME=bf16`" in as_float
+    as_bf16 = _runtime_text({"runtime": {**record, "default": "bf16"}}, "cellnet.keras")
+    assert "default runtime of this folder on CPUs with bfloat16" in as_bf16
+    assert "the figures above are the float file's" not in as_bf16
