@@ -1,4 +1,5 @@
-"""``/healthz`` (alive), ``/readyz`` (models loaded and database reachable) and ``/metrics`` (Prometheus)."""
+"""``/healthz`` (alive), ``/readyz`` (models loaded and database reachable, with their versions and
+runtimes) and ``/metrics`` (Prometheus)."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
@@ -27,10 +28,13 @@ def readyz():
     ready = checks["cell_model"] and checks["database"]
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     versions = dict(ext["pipeline"].model_versions) if ext.get("pipeline") is not None else {}
+    runtimes = {"cellnet": ext["pipeline"].predictor.runtime} if ext.get("pipeline") is not None else {}
     if ext.get("granules") is not None:
         versions["akira"] = ext["granules"].version
+        runtimes["akira"] = ext["granules"].runtime
     if versions:
         body["model_versions"] = versions
+        body["model_runtimes"] = runtimes  # onnx, bf16, int8 or keras: what this worker runs
     return jsonify(body), 200 if ready else 503
 
 

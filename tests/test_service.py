@@ -42,6 +42,7 @@ def test_health_ready_metrics(client):
     assert ready.status_code == 200 and ready.json["checks"]["database"] and ready.json["checks"]["cell_model"]
     assert ready.json["model_versions"] == {"cellnet": "cellnet-tiny-test", "diagnoser": "diagnoser-tiny-test",
                                             "akira": "akira-tiny-test"}
+    assert ready.json["model_runtimes"] == {"cellnet": "onnx", "akira": "onnx"}  # the tiny models have no bf16 default
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and b"mdsdx_http_requests_total" in metrics.data
 
