@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=40)
     ap.add_argument("--paper-cells", type=int, default=4)
     ap.add_argument("--model", default=None)
-    ap.add_argument("--runtime", default=None, help="auto (default), onnx, int8 or keras")
+    ap.add_argument("--runtime", default=None, help="auto (default), onnx, bf16, int8 or keras")
     args = ap.parse_args()
     from models.akira.infer import GranuleScorer
     from models.akira.net import AkiraConfig, build_akira

@@ -2,8 +2,8 @@
 
 - ``preload_app``: the master imports the app once (configuration, database migration) before forking.
 - Models load once per worker in ``post_worker_init``, not in the master: neither ONNX Runtime
-  sessions nor TensorFlow (with ``MDSDX_RUNTIME=keras``) survive a fork (their thread pools do
-  not). One worker is the default because inference already uses both cores of a small machine;
+  sessions, OpenVINO compiled models (the bf16 runtime) nor TensorFlow (with ``MDSDX_RUNTIME=keras``)
+  survive a fork (their thread pools do not). One worker is the default because inference already uses both cores of a small machine;
   threads let uploads overlap with inference.
 - Environment: ``MDSDX_BIND`` (127.0.0.1:8000), ``MDSDX_WORKERS`` (1), ``MDSDX_THREADS`` (4),
   ``MDSDX_TIMEOUT`` seconds (300).
