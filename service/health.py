@@ -7,6 +7,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from service.db import ping
+from service.model_cards import served_runtimes
 
 bp = Blueprint("health", __name__)
 
@@ -28,13 +29,11 @@ def readyz():
     ready = checks["cell_model"] and checks["database"]
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     versions = dict(ext["pipeline"].model_versions) if ext.get("pipeline") is not None else {}
-    runtimes = {"cellnet": ext["pipeline"].predictor.runtime} if ext.get("pipeline") is not None else {}
     if ext.get("granules") is not None:
         versions["akira"] = ext["granules"].version
-        runtimes["akira"] = ext["granules"].runtime
     if versions:
         body["model_versions"] = versions
-        body["model_runtimes"] = runtimes  # onnx, bf16, int8 or keras: what this worker runs
+        body["model_runtimes"] = served_runtimes(ext)
     return jsonify(body), 200 if ready else 503
 
 

@@ -34,6 +34,17 @@ def model_folders(cfg: ServiceConfig) -> dict[str, Path]:
             "akira": Path(cfg.akira_model_dir or AKIRA_DIR)}
 
 
+def served_runtimes(ext: dict) -> dict[str, str]:
+    """kind -> the engine this worker runs the loaded model in (onnx, bf16, int8 or keras); ``ext`` is the
+    app's ``extensions["mdsdx"]``. The diagnoser runs on XGBoost's C API and has no entry."""
+    runtimes = {}
+    if ext.get("pipeline") is not None:
+        runtimes["cellnet"] = ext["pipeline"].predictor.runtime
+    if ext.get("granules") is not None:
+        runtimes["akira"] = ext["granules"].runtime
+    return runtimes
+
+
 def _json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())

@@ -89,8 +89,9 @@ def cohort():
 @bp.route("/models")
 @require_login
 def models():
-    from service.model_cards import served_cards
-    return render_template("models.html", cards=served_cards(current_app.config["MDSDX"]))
+    from service.model_cards import served_cards, served_runtimes
+    return render_template("models.html", cards=served_cards(current_app.config["MDSDX"]),
+                           runtimes=served_runtimes(current_app.extensions["mdsdx"]))
 
 
 @bp.route("/models/<kind>/MODEL_CARD.md")

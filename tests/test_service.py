@@ -375,7 +375,8 @@ def test_models_page_shows_the_cards_of_the_served_models(tiny_models, tmp_path)
             "data": "none", "metrics": {"8 classic PBC groups, accuracy": ["12.5 %", ">= 98 %"]},
             "intended_use": "Tests only.", "limits": "Knows nothing.", "libraries": {}}
     write_card(cellnet, card)
-    app = create_app({"MDSDX": service_config(tmp_path / "home", tiny_models, cell_model_dir=str(cellnet)),
+    app = create_app({"MDSDX": service_config(tmp_path / "home", tiny_models, cell_model_dir=str(cellnet),
+                                              load_models=True),
                       "TESTING": True})
     with app.extensions["mdsdx"]["sessions"]() as db:
         key = create_key(db, "reader")
@@ -385,6 +386,7 @@ def test_models_page_shows_the_cards_of_the_served_models(tiny_models, tmp_path)
     page = c.get("/models").get_data(as_text=True)
     assert "tiny stage-1 network" in page and version in page and "12.5 %" in page and "&gt;= 98 %" in page
     assert "Tests only." in page and "Knows nothing." in page
+    assert page.count("runs in <code>onnx</code> here") == 1  # the engine of the loaded stage-1 model, beside its card
     assert page.count("No model card in this model") == 2  # the tiny diagnoser and AKIRA have none
     assert "describes version" not in page
     md = c.get("/models/cellnet/MODEL_CARD.md")
