@@ -108,18 +108,19 @@ def _inputs(kind: str, meta: dict, images: Sequence) -> list[np.ndarray]:
     return [rotation_views(load_cell_image(i, decode_px(px)), px, N_VIEWS, interpolation).astype(np.float32) for i in images]
 
 
-def _agreement(kind: str, fp32: OnnxModel, int8: OnnxModel, batches: list[np.ndarray]) -> dict:
-    """How far the int8 outputs are from the float ones on ``batches``: for the stage-1 network the
-    share of crops with the same top type; for AKIRA the share with the same DG grade (maximum over
-    the views, before gating), and the largest absolute difference of that output."""
+def _agreement(kind: str, fp32: OnnxModel, reduced: OnnxModel | OpenVinoModel, batches: list[np.ndarray]) -> dict:
+    """How far the ``reduced``-precision outputs (the int8 file, or the bf16 runtime) are from the
+    float ones on ``batches``: for the stage-1 network the share of crops with the same top type; for
+    AKIRA the share with the same DG grade (maximum over the views, before gating), and the largest
+    absolute difference of that output."""
     if kind == "cellnet":
-        same = [fp32(x)["cell_type_logits"].argmax(1) == int8(x)["cell_type_logits"].argmax(1) for x in batches]
+        same = [fp32(x)["cell_type_logits"].argmax(1) == reduced(x)["cell_type_logits"].argmax(1) for x in batches]
         return {"same_top_type": float(np.concatenate(same).mean()), "crops": int(sum(len(x) for x in batches))}
     from models.akira.labels import load_labels
     from models.akira.metrics import grades_from_scores
     dg = load_labels().focus_index
     a = np.array([fp32(x)["output"].max(0)[dg] for x in batches])
-    b = np.array([int8(x)["output"].max(0)[dg] for x in batches])
+    b = np.array([reduced(x)["output"].max(0)[dg] for x in batches])
     return {"same_dg_grade": float((grades_from_scores(a) == grades_from_scores(b)).mean()),
             "max_abs_dg_difference": float(np.abs(a - b).max()), "crops": len(batches)}
 
@@ -132,7 +133,7 @@ def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | 
     ``images``: calibration crops (paths); by default ``n_calibration`` train-split crops of the
     shared data, with the agreement checked on ``n_check`` other ones. ``make_default``: the folder's
     ``auto`` runtime becomes the int8 file (``runtime.default``), so its evaluation and serving use
-    it; otherwise that setting is cleared. ``reduce_range``: 7-bit weights; ``calibration``: how the
+    it; otherwise that setting is cleared when it was ``int8``. ``reduce_range``: 7-bit weights; ``calibration``: how the
     activation ranges are set (both :func:`quantize_onnx`).
     Returns the ``runtime.int8`` record."""
     model_dir = Path(model_dir)
@@ -161,8 +162,8 @@ def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | 
     meta.setdefault("runtime", {})["int8"] = record
     if make_default:
         meta["runtime"]["default"] = "int8"
-    else:
-        meta["runtime"].pop("default", None)
+    elif meta["runtime"].get("default") == "int8":
+        meta["runtime"].pop("default")
     meta_path.write_text(json.dumps(meta, indent=2))
     return record
 

@@ -114,3 +114,17 @@ def test_model_card_says_which_runtime_its_figures_are_from():
     as_bf16 = _runtime_text({"runtime": {**record, "default": "bf16"}}, "cellnet.keras")
     assert "default runtime of this folder on CPUs with bfloat16" in as_bf16
     assert "the figures above are the float file's" not in as_bf16
+
+
+@needs_bf16
+def test_quantizing_keeps_a_bf16_default(tiny_models, tmp_path):
+    """`mdsdx train quantize` without --make-default leaves another runtime's default alone."""
+    from models.quantize import add_bf16, add_int8
+    folder = tmp_path / "cellnet"
+    shutil.copytree(tiny_models["cellnet"], folder)
+    images = sorted(str(p) for p in _crops(tmp_path / "check", n=4).iterdir())
+    add_bf16(folder, images=images, make_default=True)
+    add_int8(folder, images=images)
+    runtime = json.loads((folder / "metadata.json").read_text())["runtime"]
+    assert runtime["default"] == "bf16" and "int8" in runtime
+    assert CellPredictor(folder).runtime == "bf16"
