@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy.special import expit, softmax
 
 from models.artifact import DEFAULT_DIR, input_geometry, load_cellnet, read_metadata, runtime_file
 from models.errors import InvalidImage
@@ -49,6 +48,18 @@ class CellPredictions:
 
     def __len__(self) -> int:
         return len(self.cell_type)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (n, k) logits. numpy rather than scipy.special: importing scipy.special
+    cost about 0.09 s of every `mdsdx diagnose` run (2026-12-06)."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """The logistic function, in the tanh form that cannot overflow."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 class CellPredictor:
@@ -162,8 +173,8 @@ class CellPredictor:
         feat_logits = np.concatenate([np.asarray(p[1]) for p in parts])
         embedding = np.concatenate([np.asarray(p[2]) for p in parts])
         attribute_logits = np.concatenate([np.asarray(p[3]) for p in parts])
-        type_probs = softmax(type_logits / self.type_temperature + self.type_bias, axis=1)
-        feature_probs = expit(feat_logits / self.feature_temperature)
+        type_probs = _softmax(type_logits / self.type_temperature + self.type_bias)
+        feature_probs = _sigmoid(feat_logits / self.feature_temperature)
         feature_probs[:, self.untrained] = np.nan
         confidence = type_probs.max(1)
         calls = self.type_abbrs[type_probs.argmax(1)].astype(object)

@@ -38,13 +38,20 @@ def runtime_choice(requested: str | None = None) -> str:
 
 
 @functools.lru_cache(maxsize=1)
+def _openvino_core():
+    """One OpenVINO ``Core`` per process (making one takes tens of milliseconds)."""
+    import openvino
+    return openvino.Core()
+
+
+@functools.lru_cache(maxsize=1)
 def bf16_support() -> str | None:
     """None when this machine can run the ``bf16`` runtime, otherwise the reason it cannot."""
     try:
-        import openvino
+        core = _openvino_core()
     except ImportError:
         return "OpenVINO is not installed"
-    capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    capabilities = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     return None if "BF16" in capabilities else "this CPU has no bfloat16 instructions (AVX512_BF16 or AMX)"
 
 
@@ -135,10 +142,9 @@ class OpenVinoModel:
     thread-safe), and the outputs are copies, never views of the request's buffers."""
 
     def __init__(self, path: Path, threads: int = 2, label: str = "bf16"):
-        import openvino
         self.label = label
         try:
-            core = openvino.Core()
+            core = _openvino_core()
             self.compiled = core.compile_model(core.read_model(str(path)), "CPU", {
                 "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "bf16"})
         except Exception as exc:  # OpenVINO raises RuntimeError for a bad file
