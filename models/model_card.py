@@ -45,11 +45,20 @@ def _feature_threshold_table(calibration: dict) -> str:
     return "\n".join(lines)
 
 
+def _libraries_text(record: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in record.get("libraries", {}).items() if k != "python")
+
+
+def _agreement_text(record: dict) -> str:
+    return ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in record["agreement_with_float"].items())
+
+
 def _runtime_text(meta: dict, keras_file: str) -> str:
     record = meta.get("runtime") or {}
     if not record.get("onnx"):
         return f"Keras only (`{keras_file}`)."
-    libs = ", ".join(f"{k} {v}" for k, v in record.get("libraries", {}).items() if k != "python")
+    libs = _libraries_text(record)
     served = "The float file is" if record.get("default") else "Served by ONNX Runtime from"
     return (f"{served} `{record['onnx']}` (opset {record['opset']}, sha256 "
             f"`{record['onnx_sha256'][:16]}...`, {libs}), exported from `{keras_file}` by the same save; its ONNX Runtime outputs "
@@ -60,26 +69,21 @@ def _bf16_text(record: dict) -> str:
     b = record.get("bf16")
     if not b:
         return ""
-    agreement = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                          for k, v in b["agreement_with_float"].items())
     use = ("is the default runtime of this folder on CPUs with bfloat16 instructions (AVX512_BF16 or AMX), and "
            "the figures above are its; other CPUs run the float file with ONNX Runtime" if record.get("default") == "bf16"
            else "is used only with `MDSDX_RUNTIME=bf16`; the figures above are ONNX Runtime's float ones")
-    libs = ", ".join(f"{k} {v}" for k, v in b.get("libraries", {}).items() if k != "python")
-    return (f" The bf16 runtime runs the same `{b['onnx']}` through the {b['engine']} ({libs}); it {use}. "
-            f"Agreement with ONNX Runtime's float result on {b['checked_on']}: {agreement}.")
+    return (f" The bf16 runtime runs the same `{b['onnx']}` through the {b['engine']} ({_libraries_text(b)}); it {use}. "
+            f"Agreement with ONNX Runtime's float result on {b['checked_on']}: {_agreement_text(b)}.")
 
 
 def _int8_text(record: dict) -> str:
     q = record.get("int8")
     if not q:
         return ""
-    agreement = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                          for k, v in q["agreement_with_float"].items())
     use = ("is the default runtime of this folder, and the figures above are its" if record.get("default") == "int8"
            else "is used only with `MDSDX_RUNTIME=int8`" + ("" if record.get("default") else "; the figures above are the float file's"))
     return (f" An int8 version, `{q['onnx']}` (sha256 `{q['onnx_sha256'][:16]}...`; {q['format']}; calibrated on "
-            f"{q['calibration']}), {use}. Agreement with the float model on other train-split crops: {agreement}.")
+            f"{q['calibration']}), {use}. Agreement with the float model on other train-split crops: {_agreement_text(q)}.")
 
 
 def _input_text(meta: dict) -> str:

@@ -125,6 +125,15 @@ def _agreement(kind: str, fp32: OnnxModel, reduced: OnnxModel | OpenVinoModel, b
             "max_abs_dg_difference": float(np.abs(a - b).max()), "crops": len(batches)}
 
 
+def _set_default(runtime: dict, name: str, make_default: bool) -> None:
+    """Make ``name`` the folder's default runtime, or clear the default if it was ``name`` (another
+    runtime's default is left alone)."""
+    if make_default:
+        runtime["default"] = name
+    elif runtime.get("default") == name:
+        runtime.pop("default")
+
+
 def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | None = None,
              n_calibration: int = 192, n_check: int = 192, seed: int = 0, make_default: bool = False,
              reduce_range: bool = False, calibration: str = "minmax") -> dict:
@@ -160,10 +169,7 @@ def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | 
               "agreement_with_float": _agreement(kind, OnnxModel(src), OnnxModel(dst), _inputs(kind, meta, check_crops)),
               "libraries": library_versions("onnx", "onnxruntime")}
     meta.setdefault("runtime", {})["int8"] = record
-    if make_default:
-        meta["runtime"]["default"] = "int8"
-    elif meta["runtime"].get("default") == "int8":
-        meta["runtime"].pop("default")
+    _set_default(meta["runtime"], "int8", make_default)
     meta_path.write_text(json.dumps(meta, indent=2))
     return record
 
@@ -196,9 +202,6 @@ def add_bf16(model_dir: Path, data_root: Path | None = None, images: Sequence | 
               "agreement_with_float": _agreement(kind, OnnxModel(src), OpenVinoModel(src), _inputs(kind, meta, check_crops)),
               "libraries": library_versions("openvino", "onnxruntime")}
     meta.setdefault("runtime", {})["bf16"] = record
-    if make_default:
-        meta["runtime"]["default"] = "bf16"
-    elif meta["runtime"].get("default") == "bf16":
-        meta["runtime"].pop("default")
+    _set_default(meta["runtime"], "bf16", make_default)
     meta_path.write_text(json.dumps(meta, indent=2))
     return record
