@@ -42,7 +42,9 @@ class TrainConfig:
     epochs: int = 8
     samples_per_epoch: int = 12000
     batch_size: int = 32
-    learning_rate: float = 2e-3           # Adam, cosine decay to 0 over all epochs
+    learning_rate: float = 2e-3           # AdamW; see schedule
+    schedule: str = "cosine"              # "cosine": decay to 0 over all epochs; "constant": for swa_epochs
+    swa_epochs: int = 0                   # > 0: ship the mean of the last swa_epochs epochs' weights (SWA), not the best epoch
     weight_decay: float = 1e-4
     balance_power: float = 0.5            # sampling weight of a type ~ count ** -balance_power
     real_sampling_boost: dict = field(default_factory=dict)  # type key -> factor on the sampling weight of its real crops
@@ -58,6 +60,10 @@ class TrainConfig:
             frame_px(self.input_px, self.field_of_view)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
+        if self.schedule not in ("cosine", "constant"):
+            raise InvalidInput(f"schedule: {self.schedule!r} is not one of cosine, constant")
+        if not 0 <= self.swa_epochs <= self.epochs:
+            raise InvalidInput(f"swa_epochs: {self.swa_epochs} must lie between 0 and epochs ({self.epochs})")
 
 
 def _decode_all(paths: list[str], input_px: int, threads: int, field_of_view: float = 1.0) -> np.ndarray:
@@ -207,6 +213,24 @@ def sampling_weights(keys: pd.Series, origins: pd.Series, balance_power: float,
     return w / w.sum()
 
 
+def _epoch_weights_path(out: Path, epoch: int) -> Path:
+    return out / "epochs" / f"epoch{epoch:03d}.weights.h5"
+
+
+def _load_swa_weights(trainer, out: Path, last_epoch: int, swa_epochs: int) -> None:
+    """Set ``trainer`` to the element-wise mean of the weights saved after epochs
+    ``last_epoch - swa_epochs + 1 .. last_epoch`` (stochastic weight averaging, Izmailov et al. 2018);
+    batch norm is re-estimated afterwards, as SWA requires."""
+    from models.soup import average_weights
+    epochs = range(last_epoch - swa_epochs + 1, last_epoch + 1)
+    snapshots = []
+    for e in epochs:
+        trainer.load_weights(str(_epoch_weights_path(out, e)))
+        snapshots.append([w.copy() for w in trainer.get_weights()])
+    trainer.set_weights(average_weights(snapshots) if len(snapshots) > 1 else snapshots[0])
+    log.info("weights averaged over epochs %d-%d (SWA)", epochs[0], epochs[-1])
+
+
 def train_cells(out: Path, config: TrainConfig) -> Path:
     """Train, calibrate and save ``<out>/cellnet.keras`` with ``metadata.json``; returns the model path."""
     import keras
@@ -255,7 +279,8 @@ def train_cells(out: Path, config: TrainConfig) -> Path:
     if config.init_weights:
         load_initial_weights(net, trainer, Path(config.init_weights))
     group_sizes = [len(v) for v in source_map()["wbcatt_attributes"].values()]
-    schedule = keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps)
+    schedule = (keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps)
+                if config.schedule == "cosine" else config.learning_rate)
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
     trainer.compile(
         optimizer=optimizer,
@@ -291,13 +316,19 @@ def train_cells(out: Path, config: TrainConfig) -> Path:
             state["best_val_loss"], state["epochs_without_improvement"] = float(val["loss"]), 0
         else:
             state["epochs_without_improvement"] += 1
+        if epoch >= config.epochs - config.swa_epochs:
+            _epoch_weights_path(out, epoch + 1).parent.mkdir(exist_ok=True)
+            trainer.save_weights(str(_epoch_weights_path(out, epoch + 1)))
         state["epoch"] = epoch + 1
         manager.save()
         state_path.write_text(json.dumps(state))
-        if state["epochs_without_improvement"] >= config.early_stopping_patience:
+        if not config.swa_epochs and state["epochs_without_improvement"] >= config.early_stopping_patience:
             log.info("early stopping: no validation improvement for %d epochs", config.early_stopping_patience)
             break
-    trainer.load_weights(str(best))
+    if config.swa_epochs:
+        _load_swa_weights(trainer, out, state["epoch"], config.swa_epochs)
+    else:
+        trainer.load_weights(str(best))
     recalibrate_batchnorm(net, images[train_idx], config.seed)
 
     trained_features = [f for f, known in zip(load_taxonomy().feature_ids, (targets["features_logits"][train_idx] >= 0).any(0)) if known]

@@ -84,3 +84,26 @@ def test_a_field_of_view_outside_0_1_is_a_clear_config_error():
     from models.train import TrainConfig
     with pytest.raises(InvalidInput, match="field_of_view"):
         TrainConfig(field_of_view=1.25)
+
+
+def test_swa_sets_the_mean_of_the_last_epochs_weights(tmp_path):
+    from models.train import _epoch_weights_path, _load_swa_weights
+    snapshots = []
+    for epoch in (1, 2, 3):
+        _, trainer = _pair()
+        path = _epoch_weights_path(tmp_path, epoch)
+        path.parent.mkdir(exist_ok=True)
+        trainer.save_weights(str(path))
+        snapshots.append(trainer.get_weights())
+    _, trainer = _pair()
+    _load_swa_weights(trainer, tmp_path, last_epoch=3, swa_epochs=2)  # epochs 2 and 3, not 1
+    for got, w2, w3 in zip(trainer.get_weights(), snapshots[1], snapshots[2]):
+        np.testing.assert_allclose(got, (w2 + w3) / 2, rtol=1e-6, atol=1e-7)
+
+
+def test_a_bad_schedule_or_swa_length_is_a_clear_config_error():
+    from models.train import TrainConfig
+    with pytest.raises(InvalidInput, match="schedule"):
+        TrainConfig(schedule="linear")
+    with pytest.raises(InvalidInput, match="swa_epochs"):
+        TrainConfig(epochs=4, swa_epochs=5)
