@@ -6,7 +6,8 @@ cells (dysplastic features and the types with no real images), each from its own
 once into memory at ``input_px`` and augmented per batch in tf.data.
 
 Resumable: after every epoch the weights, optimizer state and early-stopping state are saved in
-``<out>/resume``; the same command run again continues after the last finished epoch.
+``<out>/resume`` (and, for stochastic weight averaging, the epoch's weights in ``<out>/epochs``); the same
+command run again continues after the last finished epoch.
 """
 from __future__ import annotations
 
