@@ -125,6 +125,18 @@ def _agreement(kind: str, fp32: OnnxModel, reduced: OnnxModel | OpenVinoModel, b
             "max_abs_dg_difference": float(np.abs(a - b).max()), "crops": len(batches)}
 
 
+def _float_onnx_of(model_dir: Path, purpose: str) -> tuple[str, Path, dict, Path]:
+    """``(kind, metadata path, metadata, checked float ONNX file)`` of a stage-1 or AKIRA folder; a folder
+    without that file is a :class:`ModelLoadError` naming ``purpose`` and the export command."""
+    kind = _kind(model_dir)
+    meta_path = model_dir / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    src = checked_onnx_path(model_dir, meta)
+    if src is None:
+        raise ModelLoadError(f"{model_dir}: no float ONNX file to {purpose}; export one with `mdsdx train onnx {model_dir}`")
+    return kind, meta_path, meta, src
+
+
 def _set_default(runtime: dict, name: str, make_default: bool) -> None:
     """Make ``name`` the folder's default runtime, or clear the default if it was ``name`` (another
     runtime's default is left alone)."""
@@ -146,12 +158,7 @@ def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | 
     activation ranges are set (both :func:`quantize_onnx`).
     Returns the ``runtime.int8`` record."""
     model_dir = Path(model_dir)
-    kind = _kind(model_dir)
-    meta_path = model_dir / "metadata.json"
-    meta = json.loads(meta_path.read_text())
-    src = checked_onnx_path(model_dir, meta)
-    if src is None:
-        raise ModelLoadError(f"{model_dir}: no float ONNX file to quantise; export one with `mdsdx train onnx {model_dir}`")
+    kind, meta_path, meta, src = _float_onnx_of(model_dir, "quantise")
     if images is None:
         calibration_crops = train_split_crops(data_root, n_calibration, seed)
         check_crops = train_split_crops(data_root, n_check, seed, skip=n_calibration)
@@ -186,12 +193,7 @@ def add_bf16(model_dir: Path, data_root: Path | None = None, images: Sequence | 
     if reason is not None:
         raise InvalidInput(f"the bf16 runtime cannot run here: {reason}")
     model_dir = Path(model_dir)
-    kind = _kind(model_dir)
-    meta_path = model_dir / "metadata.json"
-    meta = json.loads(meta_path.read_text())
-    src = checked_onnx_path(model_dir, meta)
-    if src is None:
-        raise ModelLoadError(f"{model_dir}: no float ONNX file to run in bf16; export one with `mdsdx train onnx {model_dir}`")
+    kind, meta_path, meta, src = _float_onnx_of(model_dir, "run in bf16")
     if images is None:
         check_crops = train_split_crops(data_root, n_check, seed)
         described = f"{n_check} train-split crops of the shared data (seed {seed})"

@@ -139,7 +139,7 @@ class OnnxModel:
 class OpenVinoModel:
     """The float ONNX file compiled by OpenVINO's CPU plugin with bfloat16 inference precision; called
     like :class:`OnnxModel`. Each calling thread gets its own infer request (a request is not
-    thread-safe), and the outputs are copies, never views of the request's buffers."""
+    thread-safe), and the outputs are copies (``share_outputs=False``), never views of the request's buffers."""
 
     def __init__(self, path: Path, threads: int = 2, label: str = "bf16"):
         self.label = label
@@ -158,7 +158,7 @@ class OpenVinoModel:
         if request is None:
             request = self._local.request = self.compiled.create_infer_request()
         values = request.infer({0: np.ascontiguousarray(x, np.float32)}, share_outputs=False)
-        return {name: np.array(values[i], copy=True) for i, name in enumerate(self.output_names)}
+        return {name: values[i] for i, name in enumerate(self.output_names)}
 
 
 def open_runtime(runtime: str, path: Path, threads: int = 2) -> OnnxModel | OpenVinoModel:
