@@ -53,6 +53,7 @@ class TrainConfig:
     early_stopping_patience: int = 4
     seed: int = 0
     init_weights: str | None = None       # a .weights.h5 or .keras file to start from
+    grow_init: bool = False               # init_weights is a narrower saved model: widen it, same function (models.grow)
     threads: int = 2
 
     def __post_init__(self):
@@ -63,6 +64,8 @@ class TrainConfig:
             raise InvalidInput(str(exc)) from None
         if self.schedule not in ("cosine", "constant"):
             raise InvalidInput(f"schedule: {self.schedule!r} is not one of cosine, constant")
+        if self.grow_init and not self.init_weights:
+            raise InvalidInput("grow_init: needs init_weights, the saved model to grow from")
         if not 0 <= self.swa_epochs <= self.epochs:
             raise InvalidInput(f"swa_epochs: {self.swa_epochs} must lie between 0 and epochs ({self.epochs})")
 
@@ -173,15 +176,26 @@ def recalibrate_batchnorm(net, images: np.ndarray, seed: int, n_images: int = 32
     log.info("BatchNorm statistics re-estimated on %d training images", len(pick))
 
 
-def load_initial_weights(net, trainer, path: Path) -> None:
+def load_initial_weights(net, trainer, path: Path, grow: bool = False) -> None:
     """Start from ``path``: a ``best.weights.h5`` written by a training run (the training wrapper's
-    weights) or a saved ``cellnet.keras`` model (weights copied layer by layer, by name)."""
+    weights) or a saved ``cellnet.keras`` model (weights copied layer by layer, by name). With
+    ``grow``, ``path`` is a saved model narrower than ``net``, widened by :func:`models.grow.grow_weights`."""
     import keras
 
     from models.artifact import copy_weights_by_name
     from models.errors import InvalidInput
     if not path.is_file():
         raise InvalidInput(f"{path}: no such weights file")
+    if grow:
+        from models.grow import grow_weights
+        if not path.name.endswith(".keras"):
+            raise InvalidInput(f"{path}: grow_init needs a saved cellnet.keras model")
+        try:
+            counts = grow_weights(keras.saving.load_model(path, compile=False), net)
+        except ValueError as exc:
+            raise InvalidInput(f"{path}: cannot be grown into this architecture ({exc})") from None
+        log.info("initial weights grown from %s: %s", path, counts)
+        return
     # Keras warns (and leaves layers freshly initialised) or raises when the file does not match
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -278,7 +292,7 @@ def train_cells(out: Path, config: TrainConfig) -> Path:
                                       "features_logits": net.output["features_logits"],
                                       "attributes": net.output["attributes"]})
     if config.init_weights:
-        load_initial_weights(net, trainer, Path(config.init_weights))
+        load_initial_weights(net, trainer, Path(config.init_weights), grow=config.grow_init)
     group_sizes = [len(v) for v in source_map()["wbcatt_attributes"].values()]
     schedule = (keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=config.epochs * steps)
                 if config.schedule == "cosine" else config.learning_rate)

@@ -107,3 +107,53 @@ def test_a_bad_schedule_or_swa_length_is_a_clear_config_error():
         TrainConfig(schedule="linear")
     with pytest.raises(InvalidInput, match="swa_epochs"):
         TrainConfig(epochs=4, swa_epochs=5)
+
+
+def _saved_tiny(tmp_path, config=TINY):
+    """A saved TINY model whose batch-norm statistics are not the fresh 0 and 1."""
+    source = build_cellnet(config)
+    rng = np.random.default_rng(0)
+    for layer in source.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([gamma * rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.1, beta.shape),
+                               rng.normal(0, 0.2, mean.shape), rng.uniform(0.5, 2.0, var.shape)])
+    path = save_cellnet(source, config, tmp_path / "narrow", calibration={"type_temperature": 1.0,
+                        "feature_temperature": 1.0, "unid_threshold": 0.0}, trained_features=[], training={})
+    return source, path
+
+
+WIDE = CellNetConfig(input_px=32, width=6, middle_width=24, middle_blocks=1, exit_width=48)
+
+
+def test_a_grown_network_computes_what_its_narrower_donor_did_and_can_learn(tmp_path):
+    source, path = _saved_tiny(tmp_path)
+    net, trainer = _pair(WIDE)
+    load_initial_weights(net, trainer, path, grow=True)
+    x = np.random.default_rng(1).uniform(0, 255, (6, 32, 32, 3)).astype("float32")
+    before, after = source(x, training=False), net(x, training=False)
+    for name in ("cell_type_logits", "features_logits", "attributes"):
+        np.testing.assert_allclose(after[name], before[name], atol=1e-4)
+    pointwise = net.get_layer("block4_sepconv1").get_weights()[1]  # (1, 1, 24, 24): inputs 16-23 are new
+    assert (pointwise[:, :, 16:, :] == 0).all() and (pointwise[:, :, :16, 16:] != 0).any()
+
+    type_trainer = keras.Model(net.input, net.output["cell_type_logits"])
+    type_trainer.compile(optimizer=keras.optimizers.SGD(0.1), loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    type_trainer.fit(x, np.eye(17)[np.arange(6)], epochs=1, verbose=0)
+    assert (net.get_layer("block4_sepconv1").get_weights()[1][:, :, 16:, :] != 0).any()  # the new inputs learn
+
+
+def test_growth_refuses_what_it_cannot_widen(tmp_path):
+    _, path = _saved_tiny(tmp_path)
+    for config, message in ((CellNetConfig(input_px=32, width=4, middle_width=16, middle_blocks=2, exit_width=32), "only widens"),
+                            (CellNetConfig(input_px=32, width=2, middle_width=16, middle_blocks=1, exit_width=32), "does not fit")):
+        net, trainer = _pair(config)
+        with pytest.raises(InvalidInput, match=message):
+            load_initial_weights(net, trainer, path, grow=True)
+    net, trainer = _pair(WIDE)
+    trainer.save_weights(str(tmp_path / "wide.weights.h5"))
+    with pytest.raises(InvalidInput, match="needs a saved cellnet.keras"):
+        load_initial_weights(net, trainer, tmp_path / "wide.weights.h5", grow=True)
+    from models.train import TrainConfig
+    with pytest.raises(InvalidInput, match="grow_init: needs init_weights"):
+        TrainConfig(grow_init=True)
