@@ -21,6 +21,7 @@ def test_crops(n: int, export_px: int | None = None) -> list[bytes]:
     """``n`` JPEG crops from the real test split (upscaled to ``export_px`` like a DI-60 export),
     or generated cells where ../shared/data is absent."""
     from models.datasets import default_data_root, load_pbc
+    from models.preprocess import as_export
     root = default_data_root()
     out = []
     if (root / "pbc").is_dir():
@@ -28,12 +29,7 @@ def test_crops(n: int, export_px: int | None = None) -> list[bytes]:
         paths = frame.loc[frame.split == "test", "path"].tolist()
         for i in range(n):
             data = Path(paths[i % len(paths)]).read_bytes()
-            if export_px:
-                img = Image.open(io.BytesIO(data)).convert("RGB").resize((export_px, export_px + 3), Image.Resampling.BICUBIC)
-                buf = io.BytesIO()
-                img.save(buf, "JPEG", quality=90)
-                data = buf.getvalue()
-            out.append(data)
+            out.append(as_export(data, export_px) if export_px else data)
         return out
     rng = np.random.default_rng(0)
     for _ in range(n):

@@ -94,12 +94,21 @@ def _plot_tsne(embedding: np.ndarray, labels: np.ndarray, path: Path, seed: int,
     plt.close(fig)
 
 
+def _predict(predictor, paths: list[str], export_px: int | None):
+    if not export_px:
+        return predictor.predict_files(paths)
+    from models.preprocess import as_export
+    return predictor.predict_files([as_export(Path(p).read_bytes(), export_px) for p in paths], [Path(p).name for p in paths])
+
+
 def evaluate_cells(out: Path, model_dir: Path | None = None, data_root: Path | None = None,
-                   simulated_dir: Path | None = None, seed: int = 0, tsne_max: int = 3000, split: str = "test") -> dict:
+                   simulated_dir: Path | None = None, seed: int = 0, tsne_max: int = 3000, split: str = "test",
+                   export_px: int | None = None) -> dict:
     """Evaluate the model on the held-out split and write the tables, plots and metrics.json.
 
     ``split="val"`` scores the validation split instead, to choose between trained models without
-    reading the test split; the metric names stay those of the test report."""
+    reading the test split; the metric names stay those of the test report. ``export_px`` (e.g. 360)
+    first re-encodes every crop at an analyser's export size (:func:`models.preprocess.as_export`)."""
     from models.infer import CellPredictor
     from simulate.cells import allowed_types, label_vector, parse_feature_string
     out = Path(out)
@@ -109,7 +118,7 @@ def evaluate_cells(out: Path, model_dir: Path | None = None, data_root: Path | N
     real = load_all(data_root)
     real = real[real["split"] == split].reset_index(drop=True)
     log.info("predicting %d real %s crops", len(real), split)
-    rp = predictor.predict_files(real["path"].tolist())
+    rp = _predict(predictor, real["path"].tolist(), export_px)
     pred_type = np.array(tax.type_abbrs)[rp.type_probs.argmax(1)]
     single = real["cell_types"].map(len).values == 1
     true_type = np.array([t[0] if len(t) == 1 else "+".join(t) for t in real["cell_types"]])
@@ -142,7 +151,7 @@ def evaluate_cells(out: Path, model_dir: Path | None = None, data_root: Path | N
         sim = pd.read_csv(Path(simulated_dir) / "cells.csv", keep_default_na=False)
         sim = sim[sim["split"] == split].reset_index(drop=True)
         log.info("predicting %d simulated %s cells", len(sim), split)
-        sp = predictor.predict_files([str(Path(simulated_dir) / p) for p in sim["path"]])
+        sp = _predict(predictor, [str(Path(simulated_dir) / p) for p in sim["path"]], export_px)
         sim_features = [parse_feature_string(f) for f in sim["features"]]
         # a neutrophil whose nucleus a transform rewrote has no band / segmented truth: left out of Table 2
         fine_known = np.array([len(allowed_types(t, f)) == 1 for t, f in zip(sim["cell_type"], sim_features)], bool)
@@ -175,7 +184,7 @@ def evaluate_cells(out: Path, model_dir: Path | None = None, data_root: Path | N
                "t-SNE of the embedding, held-out cells (real; VLY/TAG/MEK/SMU simulated)")
 
     metrics = {
-        "model_version": predictor.version, "split": split,
+        "model_version": predictor.version, "split": split, "export_px": export_px,
         "n_real_test": int(len(real)), "n_simulated_test": int(len(sim_true)),
         "classic_group_accuracy_pbc": group_acc,
         "fine_class_macro_sensitivity_pbc": fine_macro,
@@ -195,7 +204,9 @@ def _write_report(out: Path, m: dict, table2: pd.DataFrame, real_rows: list, sim
     pct = lambda x: "n/a" if x is None or x != x else f"{100 * x:.1f}"
     lines = [f"# Stage-1 evaluation: {m['model_version']}", "",
              f"Held-out {m.get('split', 'test')} split: real crops no training step saw, and SIMULATED cells made only "
-             f"from {m.get('split', 'test')} crops.", "",
+             f"from {m.get('split', 'test')} crops."
+             + (f" Every crop was first re-encoded as a {m['export_px']} x {m['export_px'] + 3} px analyser export (JPEG q90)."
+                if m.get("export_px") else ""), "",
              "| measure | value | target |", "|---|---|---|",
              f"| 8 classic PBC groups, accuracy (real) | {pct(m['classic_group_accuracy_pbc'])} % | >= 98 % |",
              f"| fine classes SNE/BNE/MMY/MY/PMY, macro sensitivity (real) | {pct(m['fine_class_macro_sensitivity_pbc'])} % | >= 90 % |",

@@ -86,6 +86,17 @@ def load_cell_image(source: str | Path | bytes, input_px: int, name: str | None 
     return centre_crop(square_resize(np.asarray(img), side), input_px)
 
 
+def as_export(data: bytes, export_px: int, jpeg_quality: int = 90) -> bytes:
+    """Re-encode a crop (file bytes) the way an analyser exports one: bicubic resize to ``export_px``
+    wide by ``export_px + 3`` high (a Sysmex DI-60 or CellaVision crop is about 360 x 363 px), JPEG at
+    ``jpeg_quality``. Upscaling a 256-px shared crop adds no detail; it sends the crop down the
+    decode path a real export takes."""
+    img = Image.open(io.BytesIO(data)).convert("RGB").resize((export_px, export_px + 3), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=jpeg_quality)
+    return buf.getvalue()
+
+
 def square_resize(rgb: np.ndarray, input_px: int) -> np.ndarray:
     """Centre-crop an RGB array to a square and resize it with antialiasing to ``input_px``."""
     h, w = rgb.shape[:2]

@@ -6,7 +6,7 @@ from PIL import Image
 
 from conftest import synthetic_cell
 from models.errors import InvalidImage
-from models.preprocess import ImageLimits, load_cell_image
+from models.preprocess import ImageLimits, as_export, load_cell_image
 
 
 def _jpeg(arr: np.ndarray, quality: int = 92) -> bytes:
@@ -28,6 +28,16 @@ def test_256_and_360_crops_of_one_cell_agree():
     small = np.asarray(Image.fromarray(big).resize((256, 256), Image.Resampling.LANCZOS))
     a = load_cell_image(_jpeg(big), 128).astype(float)
     b = load_cell_image(_jpeg(small), 128).astype(float)
+    assert np.abs(a - b).mean() < 4.0
+
+
+def test_an_analyser_export_of_a_shared_crop_decodes_like_the_crop():
+    """``mdsdx evaluate cells --export-px 360`` and the benchmarks send shared crops down the export path."""
+    crop = _jpeg(synthetic_cell(px=256, seed=2), quality=90)
+    export = as_export(crop, 360)
+    assert Image.open(io.BytesIO(export)).size == (360, 363) and Image.open(io.BytesIO(export)).format == "JPEG"
+    a = load_cell_image(crop, 192, field_of_view=0.8).astype(float)
+    b = load_cell_image(export, 192, field_of_view=0.8).astype(float)
     assert np.abs(a - b).mean() < 4.0
 
 

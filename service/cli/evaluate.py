@@ -20,11 +20,13 @@ def evaluate() -> None:
 @click.option("--simulated-dir", type=click.Path(file_okay=False, exists=True), help="Simulated cells (cells.csv) with a test split.")
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
               help="val compares trained models without reading the test split.")
+@click.option("--export-px", type=click.IntRange(64, 1024), default=None,
+              help="Re-encode every crop as an analyser export of this width first (360: Sysmex DI-60 / CellaVision).")
 @seed_option()
-def evaluate_cells(out: Path, model_dir, data_root, simulated_dir, split: str, seed: int) -> None:
+def evaluate_cells(out: Path, model_dir, data_root, simulated_dir, split: str, export_px, seed: int) -> None:
     """Table 2 / Table 3 layouts, confusion matrix, ECE and t-SNE on the held-out test split."""
     setup_logging()
     from models.evaluate import evaluate_cells as run
-    m = run(out, model_dir, data_root, simulated_dir, seed, split=split)
+    m = run(out, model_dir, data_root, simulated_dir, seed, split=split, export_px=export_px)
     click.echo(f"8 groups {m['classic_group_accuracy_pbc']:.4f}, fine macro sens {m['fine_class_macro_sensitivity_pbc']:.4f}, "
                f"WBCAtt {m['wbcatt_mean_accuracy']:.4f}, ECE {m['expected_calibration_error']:.4f}; see {out}/report.md")
