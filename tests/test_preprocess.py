@@ -103,3 +103,22 @@ def test_training_warp_takes_the_central_window_of_a_larger_source():
     assert (centre[:, 0] > centre[:, 2] + 100).all()
     edge = out[:, 0, 0]
     assert (edge[:, 2] > edge[:, 0] + 100).all()  # the disc (radius 10 of a 32-px window) does not reach a corner
+
+
+def test_rendition_jitter_softens_and_sharpens_and_recodes():
+    """The training-time rendition jitter spreads an image's fine detail both ways around the original."""
+    import tensorflow as tf
+
+    from models.errors import InvalidInput
+    from models.train import TrainConfig, _rendition
+    img = synthetic_cell(px=64, seed=3)
+    batch = tf.constant(np.stack([img] * 32))
+    assert np.array_equal(np.asarray(_rendition(batch)), np.stack([img] * 32).astype(np.float32))  # off by default
+    tf.random.set_seed(0)
+    out = np.asarray(_rendition(batch, sharpness_jitter=0.5, jpeg_quality_min=70))
+    assert out.shape == (32, 64, 64, 3) and out.min() >= 0 and out.max() <= 255
+    detail = lambda a: np.abs(np.diff(a.astype(float), axis=-2)).mean(axis=(-3, -2, -1))
+    assert (detail(out) < detail(img) - 0.05).any() and (detail(out) > detail(img) + 0.05).any()
+    for bad in ({"jpeg_quality_min": 99}, {"sharpness_jitter": 2.0}):
+        with pytest.raises(InvalidInput, match="must lie between"):
+            TrainConfig(**bad)
