@@ -96,9 +96,26 @@ def _input_text(meta: dict) -> str:
             f"the crop first resized to {frame_px(px, field_of_view)} px")
 
 
-def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_notes: str = "", speed: str = "") -> dict:
+def export_metric_rows(eval_dir: Path, version: str) -> dict:
+    """Card rows from a test-split evaluation of model ``version`` with ``--export-px`` (the same crops
+    re-encoded as analyser exports): name -> (value, target)."""
+    m = json.loads((Path(eval_dir) / "metrics.json").read_text())
+    if m.get("split", "test") != "test" or not m.get("export_px"):
+        raise ValueError(f"{eval_dir} is not a test-split evaluation with --export-px")
+    if m["model_version"] != version:
+        raise ValueError(f"{eval_dir} scored {m['model_version']}, not {version}")
+    size = f"{m['export_px']} x {m['export_px'] + 3} px exports of the same crops"
+    return {f"8 classic PBC groups, accuracy ({size})": (_pct(m["classic_group_accuracy_pbc"]), ">= 98 %"),
+            f"fine classes, macro sensitivity ({size})": (_pct(m["fine_class_macro_sensitivity_pbc"]), ">= 90 %"),
+            f"WBCAtt attributes, mean accuracy ({size})": (_pct(m["wbcatt_mean_accuracy"]), ">= 93 %"),
+            f"expected calibration error, types ({size})": (_pct(m["expected_calibration_error"]), "<= 3 %")}
+
+
+def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_notes: str = "", speed: str = "",
+                 export_eval_dir: Path | None = None) -> dict:
     """The stage-1 card of ``model_dir`` from the test-split evaluation in ``eval_dir``; ``speed``: the
-    measured `mdsdx cells classify` throughput, with its runtime and machine."""
+    measured `mdsdx cells classify` throughput, with its runtime and machine; ``export_eval_dir``: the
+    same evaluation with ``--export-px``, whose figures become rows of their own."""
     meta = json.loads((Path(model_dir) / "metadata.json").read_text())
     m = json.loads((Path(eval_dir) / "metrics.json").read_text())
     if m.get("split", "test") != "test":
@@ -127,6 +144,7 @@ def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_
             "expected calibration error, types (real)": (_pct(m["expected_calibration_error"]), "<= 3 %"),
             "UNID rate (real test crops)": (_pct(m["unid_rate_real_test"]), ""),
             "simulated features, macro AUC (SIMULATED test cells)": (f"{m['simulated_feature_macro_auc']:.3f}" if m.get("simulated_feature_macro_auc") else "n/a", ""),
+            **(export_metric_rows(export_eval_dir, meta["version"]) if export_eval_dir else {}),
             "model file size": (f"{size_mb:.1f} MB", "<= 20 MB"),
             "speed, JPEG decode included, 2 cores": (speed or "see bench/bench_classify.py", ">= 200 cells/s"),
         },

@@ -30,3 +30,20 @@ def test_a_model_card_refuses_a_validation_split_evaluation(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps({"split": "val"}))
     with pytest.raises(ValueError, match="val split"):
         cellnet_card(tmp_path, tmp_path, commands=[])
+
+
+def test_export_rows_of_a_model_card_come_from_an_export_evaluation_of_the_same_model(tmp_path):
+    import json
+
+    from models.model_card import export_metric_rows
+    m = {"split": "test", "export_px": 360, "model_version": "v1", "classic_group_accuracy_pbc": 0.9824,
+         "fine_class_macro_sensitivity_pbc": 0.8349, "wbcatt_mean_accuracy": 0.9304, "expected_calibration_error": 0.0124}
+    (tmp_path / "metrics.json").write_text(json.dumps(m))
+    rows = export_metric_rows(tmp_path, "v1")
+    assert rows["fine classes, macro sensitivity (360 x 363 px exports of the same crops)"] == ("83.5 %", ">= 90 %")
+    assert len(rows) == 4
+    with pytest.raises(ValueError, match="not v2"):
+        export_metric_rows(tmp_path, "v2")
+    (tmp_path / "metrics.json").write_text(json.dumps({**m, "export_px": None}))
+    with pytest.raises(ValueError, match="with --export-px"):
+        export_metric_rows(tmp_path, "v1")
