@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-from models.datasets import SHARED_CROP_PX
 from models.errors import ModelLoadError
 from models.runtime import export_onnx, select_runtime
 from models.taxonomy import load_taxonomy
@@ -46,7 +45,6 @@ def save_cellnet(net, net_config, out: Path, calibration: dict, trained_features
         "architecture": asdict(net_config),
         "input": {"shape": [net_config.input_px, net_config.input_px, 3], "dtype": "uint8 RGB 0-255",
                   "field_of_view": net_config.field_of_view,
-                  "source_px": SHARED_CROP_PX,  # larger crops are first brought to this side (models.preprocess)
                   "preprocess": "models.preprocess.load_cell_image (centre square crop, antialiased resize, "
                                 "then the central field_of_view of the side)"},
         "outputs": {"cell_types": tax.type_abbrs, "features": tax.feature_ids},

@@ -29,7 +29,6 @@ from models.taxonomy import load_taxonomy
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-SHARED_CROP_PX = 256  # side of the shared PBC crops: 360-px CellaVision exports, centre-cropped and resized (../shared/data/README.md)
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,6 @@ class CellPredictor:
             self.net, _ = load_cellnet(model_dir)
             self._forward = self._make_forward()
         self.input_px, self.field_of_view = input_geometry(self.metadata)
-        self.source_px = self.metadata["input"].get("source_px")  # absent before 2026-12-07: exports resized directly
         self.batch_size = batch_size
         self.threads = threads
         self.limits = limits
@@ -122,7 +121,7 @@ class CellPredictor:
 
         def one(item):
             try:
-                return load_cell_image(item[0], self.input_px, item[1], self.limits, self.field_of_view, self.source_px)
+                return load_cell_image(item[0], self.input_px, item[1], self.limits, self.field_of_view)
             except InvalidImage as exc:
                 if not skip_invalid:
                     raise

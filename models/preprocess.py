@@ -65,16 +65,12 @@ def frame_px(input_px: int, field_of_view: float = 1.0) -> int:
 
 
 def load_cell_image(source: str | Path | bytes, input_px: int, name: str | None = None,
-                    limits: ImageLimits = ImageLimits(), field_of_view: float = 1.0,
-                    source_px: int | None = None) -> np.ndarray:
+                    limits: ImageLimits = ImageLimits(), field_of_view: float = 1.0) -> np.ndarray:
     """Decode one crop to RGB uint8 of shape (input_px, input_px, 3).
 
     ``source`` is a path or the file's bytes; ``name`` labels error messages. With
     ``field_of_view`` f < 1 the network sees only the central f of the crop's side, at 1/f the
     resolution: the whole square is resized to ``frame_px(input_px, f)`` and then centre-cropped.
-    With ``source_px`` (the side of the crops a model was trained on), a larger square is first
-    brought to that side with Pillow's Lanczos filter, the way the 256-px training crops were made
-    from 360-px exports, and only then resized as a training crop is.
     Raises :class:`InvalidImage` for anything that is not a complete, plausible image.
     """
     name = name or (Path(source).name if not isinstance(source, (bytes, bytearray)) else "image")
@@ -82,15 +78,12 @@ def load_cell_image(source: str | Path | bytes, input_px: int, name: str | None 
     side = frame_px(input_px, field_of_view)
     try:
         if img.format == "JPEG":
-            img.draft("RGB", (max(side, source_px or 0),) * 2)
+            img.draft("RGB", (side, side))
         img = img.convert("RGB")
         img.load()
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InvalidImage(f"{name}: the image data is truncated or corrupt ({exc})") from exc
-    rgb = np.asarray(img)
-    if source_px and min(rgb.shape[:2]) > source_px:
-        rgb = square_resize(rgb, source_px, Image.Resampling.LANCZOS)
-    return centre_crop(square_resize(rgb, side), input_px)
+    return centre_crop(square_resize(np.asarray(img), side), input_px)
 
 
 def as_export(data: bytes, export_px: int, jpeg_quality: int = 90) -> bytes:
@@ -104,14 +97,14 @@ def as_export(data: bytes, export_px: int, jpeg_quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def square_resize(rgb: np.ndarray, input_px: int, resample: Image.Resampling = Image.Resampling.BILINEAR) -> np.ndarray:
+def square_resize(rgb: np.ndarray, input_px: int) -> np.ndarray:
     """Centre-crop an RGB array to a square and resize it with antialiasing to ``input_px``."""
     h, w = rgb.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
     img = Image.fromarray(np.ascontiguousarray(rgb[top:top + side, left:left + side]))
     if side != input_px:
-        img = img.resize((input_px, input_px), resample, reducing_gap=None)
+        img = img.resize((input_px, input_px), Image.Resampling.BILINEAR, reducing_gap=None)
     return np.asarray(img, dtype=np.uint8)
 
 

@@ -41,26 +41,6 @@ def test_an_analyser_export_of_a_shared_crop_decodes_like_the_crop():
     assert np.abs(a - b).mean() < 4.0
 
 
-def test_an_export_larger_than_the_training_crops_goes_through_their_grid_first():
-    """With ``source_px``, a 360-px crop is first brought to 256 px (Lanczos), as the training crops were
-    made; a crop of 256 px or less decodes exactly as without it."""
-    small = _jpeg(synthetic_cell(px=256, seed=4))
-    np.testing.assert_array_equal(load_cell_image(small, 192, field_of_view=0.8, source_px=256),
-                                  load_cell_image(small, 192, field_of_view=0.8))
-    big = synthetic_cell(px=360, height=363, seed=4)
-    via_grid = np.asarray(Image.fromarray(big[1:361]).resize((256, 256), Image.Resampling.LANCZOS, reducing_gap=None))
-    expected = load_cell_image(_png(via_grid), 192, field_of_view=0.8)
-    got = load_cell_image(_png(big), 192, field_of_view=0.8, source_px=256)
-    np.testing.assert_array_equal(got, expected)
-    assert not np.array_equal(got, load_cell_image(_png(big), 192, field_of_view=0.8))
-
-
-def _png(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, "PNG")
-    return buf.getvalue()
-
-
 def test_png_and_paths(tmp_path):
     arr = synthetic_cell(px=200)
     p = tmp_path / "c.png"
