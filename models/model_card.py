@@ -111,6 +111,15 @@ def export_metric_rows(eval_dir: Path, version: str) -> dict:
             f"expected calibration error, types ({size})": (_pct(m["expected_calibration_error"]), "<= 3 %")}
 
 
+def export_limit_text(eval_dir: Path) -> str:
+    """The sentence of a stage-1 card's limits on the figures at an analyser's export size."""
+    m = json.loads((Path(eval_dir) / "metrics.json").read_text())
+    return (f" Scored on the same test crops re-encoded as {m['export_px']} x {m['export_px'] + 3} px analyser exports "
+            f"(`mdsdx evaluate cells --export-px {m['export_px']}`), the fine classes measure "
+            f"{_pct(m['fine_class_macro_sensitivity_pbc'])}: their calls at the class boundaries follow how a crop "
+            "was rendered (models/cellnet/TRAINING_HISTORY.md, \"Analyser exports\").")
+
+
 def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_notes: str = "", speed: str = "",
                  export_eval_dir: Path | None = None) -> dict:
     """The stage-1 card of ``model_dir`` from the test-split evaluation in ``eval_dir``; ``speed``: the
@@ -166,7 +175,8 @@ def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_
                    "The least reliable calls are the fine classes (band vs segmented neutrophil; metamyelocyte, "
                    f"myelocyte and promyelocyte): macro sensitivity {_pct(m['fine_class_macro_sensitivity_pbc'])} on real "
                    "test crops, below the 90 % target. Blasts and artefacts are learned only from bone-marrow crops, "
-                   "taken with another stain and magnification (Table 2 layout of the model card)."),
+                   "taken with another stain and magnification (Table 2 layout of the model card)."
+                   + (export_limit_text(export_eval_dir) if export_eval_dir else "")),
         "libraries": meta["libraries"],
     }
     write_card(model_dir, card)
