@@ -20,6 +20,7 @@ import pandas as pd
 
 from models.datasets import attribute_targets, feature_targets, load_all, source_map
 from models.metrics import binary_scores, expected_calibration_error, normalised_confusion, one_vs_rest
+from models.preprocess import export_size
 from models.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,7 @@ def _write_report(out: Path, m: dict, table2: pd.DataFrame, real_rows: list, sim
     lines = [f"# Stage-1 evaluation: {m['model_version']}", "",
              f"Held-out {m.get('split', 'test')} split: real crops no training step saw, and SIMULATED cells made only "
              f"from {m.get('split', 'test')} crops."
-             + (f" Every crop was first re-encoded as a {m['export_px']} x {m['export_px'] + 3} px analyser export (JPEG q90)."
+             + (" Every crop was first re-encoded as a %d x %d px analyser export (JPEG q90)." % export_size(m["export_px"])
                 if m.get("export_px") else ""), "",
              "| measure | value | target |", "|---|---|---|",
              f"| 8 classic PBC groups, accuracy (real) | {pct(m['classic_group_accuracy_pbc'])} % | >= 98 % |",

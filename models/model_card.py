@@ -96,26 +96,34 @@ def _input_text(meta: dict) -> str:
             f"the crop first resized to {frame_px(px, field_of_view)} px")
 
 
-def export_metric_rows(eval_dir: Path, version: str) -> dict:
-    """Card rows from a test-split evaluation of model ``version`` with ``--export-px`` (the same crops
-    re-encoded as analyser exports): name -> (value, target)."""
+def _export_metrics(eval_dir: Path, version: str) -> dict:
+    """metrics.json of a test-split evaluation of model ``version`` with ``--export-px``."""
     m = json.loads((Path(eval_dir) / "metrics.json").read_text())
     if m.get("split", "test") != "test" or not m.get("export_px"):
         raise ValueError(f"{eval_dir} is not a test-split evaluation with --export-px")
     if m["model_version"] != version:
         raise ValueError(f"{eval_dir} scored {m['model_version']}, not {version}")
-    size = f"{m['export_px']} x {m['export_px'] + 3} px exports of the same crops"
+    return m
+
+
+def export_metric_rows(eval_dir: Path, version: str) -> dict:
+    """Card rows from a test-split evaluation of model ``version`` with ``--export-px`` (the same crops
+    re-encoded as analyser exports): name -> (value, target)."""
+    from models.preprocess import export_size
+    m = _export_metrics(eval_dir, version)
+    size = "%d x %d px exports of the same crops" % export_size(m["export_px"])
     return {f"8 classic PBC groups, accuracy ({size})": (_pct(m["classic_group_accuracy_pbc"]), ">= 98 %"),
             f"fine classes, macro sensitivity ({size})": (_pct(m["fine_class_macro_sensitivity_pbc"]), ">= 90 %"),
             f"WBCAtt attributes, mean accuracy ({size})": (_pct(m["wbcatt_mean_accuracy"]), ">= 93 %"),
             f"expected calibration error, types ({size})": (_pct(m["expected_calibration_error"]), "<= 3 %")}
 
 
-def export_limit_text(eval_dir: Path) -> str:
+def export_limit_text(eval_dir: Path, version: str) -> str:
     """The sentence of a stage-1 card's limits on the figures at an analyser's export size."""
-    m = json.loads((Path(eval_dir) / "metrics.json").read_text())
-    return (f" Scored on the same test crops re-encoded as {m['export_px']} x {m['export_px'] + 3} px analyser exports "
-            f"(`mdsdx evaluate cells --export-px {m['export_px']}`), the fine classes measure "
+    from models.preprocess import export_size
+    m = _export_metrics(eval_dir, version)
+    return (" Scored on the same test crops re-encoded as %d x %d px analyser exports " % export_size(m["export_px"])
+            + f"(`mdsdx evaluate cells --export-px {m['export_px']}`), the fine classes measure "
             f"{_pct(m['fine_class_macro_sensitivity_pbc'])}: their calls at the class boundaries follow how a crop "
             "was rendered (models/cellnet/TRAINING_HISTORY.md, \"Analyser exports\").")
 
@@ -176,7 +184,7 @@ def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_
                    f"myelocyte and promyelocyte): macro sensitivity {_pct(m['fine_class_macro_sensitivity_pbc'])} on real "
                    "test crops, below the 90 % target. Blasts and artefacts are learned only from bone-marrow crops, "
                    "taken with another stain and magnification (Table 2 layout of the model card)."
-                   + (export_limit_text(export_eval_dir) if export_eval_dir else "")),
+                   + (export_limit_text(export_eval_dir, meta["version"]) if export_eval_dir else "")),
         "libraries": meta["libraries"],
     }
     write_card(model_dir, card)

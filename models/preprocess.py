@@ -86,12 +86,17 @@ def load_cell_image(source: str | Path | bytes, input_px: int, name: str | None 
     return centre_crop(square_resize(np.asarray(img), side), input_px)
 
 
+def export_size(export_px: int) -> tuple[int, int]:
+    """(width, height) in px of an analyser export ``export_px`` wide: about 360 x 363 for a DI-60 or CellaVision."""
+    return export_px, export_px + 3
+
+
 def as_export(data: bytes, export_px: int, jpeg_quality: int = 90) -> bytes:
     """Re-encode a crop (file bytes) the way an analyser exports one: bicubic resize to ``export_px``
     wide by ``export_px + 3`` high (a Sysmex DI-60 or CellaVision crop is about 360 x 363 px), JPEG at
     ``jpeg_quality``. Upscaling a 256-px shared crop adds no detail; it sends the crop down the
     decode path a real export takes."""
-    img = Image.open(io.BytesIO(data)).convert("RGB").resize((export_px, export_px + 3), Image.Resampling.BICUBIC)
+    img = Image.open(io.BytesIO(data)).convert("RGB").resize(export_size(export_px), Image.Resampling.BICUBIC)
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=jpeg_quality)
     return buf.getvalue()
