@@ -31,6 +31,20 @@ def one_vs_rest(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> li
     return rows
 
 
+def macro_sensitivity_ci95(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str], seed: int = 0,
+                           n_resamples: int = 10_000) -> list[float]:
+    """95 % percentile-bootstrap interval of the macro sensitivity over ``labels`` (the mean of their
+    one-vs-rest sensitivities). Each label's crops are resampled on their own, as each sensitivity
+    depends only on them; labels with no crop are left out, as the macro mean leaves them out."""
+    from scipy.stats import bootstrap
+    hits = [(y_pred[y_true == label] == label).astype(float) for label in labels if (y_true == label).any()]
+    if not hits:
+        return [float("nan"), float("nan")]
+    ci = bootstrap(hits, lambda *h, axis=-1: np.mean([x.mean(axis=axis) for x in h], axis=0), n_resamples=n_resamples,
+                   method="percentile", random_state=np.random.default_rng(seed)).confidence_interval
+    return [float(ci.low), float(ci.high)]
+
+
 def binary_scores(y_true: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict:
     """Sensitivity, specificity and ROC AUC of a score against 0/1 labels."""
     y_true = y_true.astype(bool)
