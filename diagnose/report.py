@@ -59,8 +59,9 @@ def file_data_uri(path: Path, max_px: int = 96) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def render_smear_report(result, image_src: Callable[[str], str], nav: str = "") -> str:
-    """The HTML report of one :class:`~diagnose.pipeline.SmearResult`."""
+def render_smear_report(result, image_src: Callable[[str], str], nav: str = "", caution: str | None = None) -> str:
+    """The HTML report of one :class:`~diagnose.pipeline.SmearResult`; ``caution``: the stage-1 model's
+    least reliable type calls, shown under the cell counts (:func:`models.model_card.fine_class_caution`)."""
     tax = load_taxonomy()
     names = parameter_names()
     parameters = sorted(
@@ -74,7 +75,7 @@ def render_smear_report(result, image_src: Callable[[str], str], nav: str = "") 
     gallery = [{"title": titles[t], "cells": sorted(by_type[t], key=lambda c: (not c["dysplastic"], c["name"]))}
                for t in order if t in by_type]
     return _template().render(r=result, shap_svg=shap_bar_svg(result.shap), types=tax.cell_types,
-                              parameters=parameters, gallery=gallery, nav=nav)
+                              parameters=parameters, gallery=gallery, nav=nav, caution=caution)
 
 
 def cohort_heatmap_png(smear_ids: list[str], shap_matrix: np.ndarray, labels: list[str] | None = None,

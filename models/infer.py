@@ -67,7 +67,7 @@ class CellPredictor:
 
     def __init__(self, model_dir: Path | str | None = None, batch_size: int = 64, threads: int = 2,
                  limits: ImageLimits = ImageLimits(), runtime: str | None = None):
-        model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
+        self.model_dir = model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
         self.metadata = read_metadata(model_dir)
         self.runtime, onnx_path = runtime_file(model_dir, self.metadata, runtime)
         if onnx_path is not None:

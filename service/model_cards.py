@@ -2,10 +2,10 @@
 holds, what its card measured on held-out data, its intended use and its limits."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.model_card import read_json
 from service.config import ServiceConfig
 
 
@@ -45,19 +45,12 @@ def served_runtimes(ext: dict) -> dict[str, str]:
     return runtimes
 
 
-def _json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def served_cards(cfg: ServiceConfig) -> list[ServedCard]:
     """The card of every model folder the service is configured with, in pipeline order."""
     out = []
     for kind, folder in model_folders(cfg).items():
-        meta = _json(folder / "metadata.json") or {}
-        out.append(ServedCard(kind, folder, _json(folder / "model_card.json"), meta.get("version")))
+        meta = read_json(folder / "metadata.json") or {}
+        out.append(ServedCard(kind, folder, read_json(folder / "model_card.json"), meta.get("version")))
     return out
 
 

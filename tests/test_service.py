@@ -372,7 +372,8 @@ def test_models_page_shows_the_cards_of_the_served_models(tiny_models, tmp_path)
     shutil.copytree(tiny_models["cellnet"], cellnet)
     version = json.loads((cellnet / "metadata.json").read_text())["version"]
     card = {"title": "tiny stage-1 network", "version": version, "summary": "A test network.", "commands": ["x"],
-            "data": "none", "metrics": {"8 classic PBC groups, accuracy": ["12.5 %", ">= 98 %"]},
+            "data": "none", "metrics": {"8 classic PBC groups, accuracy (real test crops)": ["12.5 %", ">= 98 %"],
+                                        "fine classes SNE/BNE/MMY/MY/PMY, macro sensitivity (real)": ["3.1 %", ">= 90 %"]},
             "intended_use": "Tests only.", "limits": "Knows nothing.", "libraries": {}}
     write_card(cellnet, card)
     app = create_app({"MDSDX": service_config(tmp_path / "home", tiny_models, cell_model_dir=str(cellnet),
@@ -394,10 +395,16 @@ def test_models_page_shows_the_cards_of_the_served_models(tiny_models, tmp_path)
     md.close()
     assert c.get("/models/diagnoser/MODEL_CARD.md").status_code == 404
     assert c.get("/models/../etc/MODEL_CARD.md").status_code == 404
+    # a smear report says, from the card of the model that called its cells, which splits to read with caution
+    smear = post(c, key, smear_form(external_id="CARD-1")).json
+    caution = ("least reliable calls: macro sensitivity 3.1 % on held-out real crops, against a target of &gt;= 90 %. "
+               "Read those splits with caution; the 8 classic groups they sum into are called with 12.5 % accuracy.")
+    assert caution in c.get(f"/smears/{smear['id']}").get_data(as_text=True)
 
     write_card(cellnet, dict(card, version="cellnet-older"))
     page = c.get("/models").get_data(as_text=True)
     assert "describes version <code>cellnet-older</code>" in page
+    assert "least reliable calls" not in c.get(f"/smears/{smear['id']}").get_data(as_text=True)
 
 
 def test_models_page_reads_the_shipped_cards(tmp_path, tiny_models):
