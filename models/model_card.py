@@ -10,12 +10,21 @@ GROUPS_ROW = "8 classic PBC groups, accuracy (real test crops)"
 FINE_CLASS_ROW = "fine classes SNE/BNE/MMY/MY/PMY, macro sensitivity (real)"
 
 
+def read_json(path: Path) -> dict | None:
+    """A JSON file's content, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _pct(x) -> str:
     return "n/a" if x is None or x != x else f"{100 * x:.1f} %"
 
 
-def _fine_pct(m: dict) -> str:
-    """The fine-class macro sensitivity of an evaluation's metrics, with its bootstrap interval where recorded."""
+def fine_class_text(m: dict) -> str:
+    """The fine-class macro sensitivity of an evaluation's metrics (metrics.json of `mdsdx evaluate cells`),
+    with its bootstrap interval where recorded: "86.0 % (95 % bootstrap CI 82.7-89.1 %)"."""
     ci = m.get("fine_class_macro_sensitivity_ci95")
     text = _pct(m["fine_class_macro_sensitivity_pbc"])
     return text + (f" (95 % bootstrap CI {100 * ci[0]:.1f}-{100 * ci[1]:.1f} %)" if ci else "")
@@ -124,7 +133,7 @@ def export_metric_rows(eval_dir: Path, version: str) -> dict:
     m = _export_metrics(eval_dir, version)
     size = "%d x %d px exports of the same crops" % export_size(m["export_px"])
     return {f"8 classic PBC groups, accuracy ({size})": (_pct(m["classic_group_accuracy_pbc"]), ">= 98 %"),
-            f"fine classes, macro sensitivity ({size})": (_fine_pct(m), ">= 90 %"),
+            f"fine classes, macro sensitivity ({size})": (fine_class_text(m), ">= 90 %"),
             f"WBCAtt attributes, mean accuracy ({size})": (_pct(m["wbcatt_mean_accuracy"]), ">= 93 %"),
             f"expected calibration error, types ({size})": (_pct(m["expected_calibration_error"]), "<= 3 %")}
 
@@ -135,7 +144,7 @@ def export_limit_text(eval_dir: Path, version: str) -> str:
     m = _export_metrics(eval_dir, version)
     return (" Scored on the same test crops re-encoded as %d x %d px analyser exports " % export_size(m["export_px"])
             + f"(`mdsdx evaluate cells --export-px {m['export_px']}`), the fine classes measure "
-            f"{_fine_pct(m)}: their calls at the class boundaries follow how a crop "
+            f"{fine_class_text(m)}: their calls at the class boundaries follow how a crop "
             "was rendered (models/cellnet/TRAINING_HISTORY.md, \"Analyser exports\").")
 
 
@@ -152,14 +161,6 @@ def fine_class_caution(model_dir: Path, version: str) -> str | None:
             f"reliable calls: macro sensitivity {fine} on held-out real crops, against a target of {target}. "
             "Read those splits with caution"
             + (f"; the 8 classic groups they sum into are called with {groups[0]} accuracy." if groups else "."))
-
-
-def read_json(path: Path) -> dict | None:
-    """A JSON file's content, or None when it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_notes: str = "", speed: str = "",
@@ -190,7 +191,7 @@ def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_
                  f"({97 - len(meta['trained_features'])} of 97) are untrained and output as missing (NaN)."),
         "metrics": {
             GROUPS_ROW: (_pct(m["classic_group_accuracy_pbc"]), ">= 98 %"),
-            FINE_CLASS_ROW: (_fine_pct(m), ">= 90 %"),
+            FINE_CLASS_ROW: (fine_class_text(m), ">= 90 %"),
             "WBCAtt attributes, mean accuracy (real, WBCAtt val split)": (_pct(m["wbcatt_mean_accuracy"]), ">= 93 %"),
             "expected calibration error, types (real)": (_pct(m["expected_calibration_error"]), "<= 3 %"),
             "UNID rate (real test crops)": (_pct(m["unid_rate_real_test"]), ""),
@@ -215,7 +216,7 @@ def cellnet_card(model_dir: Path, eval_dir: Path, commands: list[str], training_
                    "simulated cells, not on patients. Features without a training label are reported "
                    "as missing. Real DI-60 exports at other stains, magnifications or focus may degrade accuracy. "
                    "The least reliable calls are the fine classes (band vs segmented neutrophil; metamyelocyte, "
-                   f"myelocyte and promyelocyte): macro sensitivity {_fine_pct(m)} on real "
+                   f"myelocyte and promyelocyte): macro sensitivity {fine_class_text(m)} on real "
                    "test crops, below the 90 % target. Blasts and artefacts are learned only from bone-marrow crops, "
                    "taken with another stain and magnification (Table 2 layout of the model card)."
                    + (export_limit_text(export_eval_dir, meta["version"]) if export_eval_dir else "")),

@@ -28,6 +28,7 @@ def diagnose(smear_dirs, out: Path, report_dir: Path | None, cell_model, diagnos
     from models.errors import InvalidInput, MdsdxError
     from models.model_card import fine_class_caution
     pipeline = SmearDiagnosisPipeline(cell_model, diagnoser)
+    caution = fine_class_caution(pipeline.predictor.model_dir, pipeline.predictor.version)
     rows, results, failures = [], [], 0
     if report_dir:
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -48,7 +49,6 @@ def diagnose(smear_dirs, out: Path, report_dir: Path | None, cell_model, diagnos
             click.echo(f"warning: {result.smear_id}: {w}", err=True)
         if report_dir:
             by_name = {f.name: f for f in files}
-            caution = fine_class_caution(pipeline.predictor.model_dir, result.model_versions["cellnet"])
             html = render_smear_report(result, lambda name: file_data_uri(by_name[name]), caution=caution)
             (report_dir / f"{result.smear_id}.html").write_text(html, encoding="utf-8")
             results.append(result)
