@@ -83,7 +83,26 @@ def load_cell_image(source: str | Path | bytes, input_px: int, name: str | None 
         img.load()
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InvalidImage(f"{name}: the image data is truncated or corrupt ({exc})") from exc
-    return centre_crop(square_resize(np.asarray(img), side), input_px)
+    return window_resize(img, input_px, side)
+
+
+def window_resize(img: Image.Image, input_px: int, frame: int) -> np.ndarray:
+    """The central ``input_px`` window of ``img``'s centre square resized to ``frame`` px, as
+    (input_px, input_px, 3) uint8: what resizing the whole square (antialiased) and cropping its
+    centre gives, within rounding, at about half the cost for a field of view of 0.8, because only the
+    window is resampled (Pillow's ``box``, whose filter still reads the pixels around the window)."""
+    w, h = img.size
+    side = min(w, h)
+    if w != h:
+        left, top = (w - side) // 2, (h - side) // 2
+        img = img.crop((left, top, left + side, top + side))
+    if side == frame:
+        off = (frame - input_px) // 2
+        return np.asarray(img.crop((off, off, off + input_px, off + input_px)), dtype=np.uint8)
+    scale = side / frame
+    start = (frame - input_px) // 2 * scale
+    box = (start, start, start + input_px * scale, start + input_px * scale)
+    return np.asarray(img.resize((input_px, input_px), Image.Resampling.BILINEAR, box=box, reducing_gap=None), dtype=np.uint8)
 
 
 def export_size(export_px: int) -> tuple[int, int]:
