@@ -7,16 +7,19 @@ The loader checks it and says plainly what is wrong when it cannot use a file.
 from __future__ import annotations
 
 import json
+import logging
 import platform
 from dataclasses import asdict
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
+from models.agreement import MakeInputs
 from models.errors import ModelLoadError
-from models.runtime import export_onnx, select_runtime
+from models.runtime import OnnxModel, OpenVinoModel, export_onnx, open_runtime, runtime_candidates
 from models.taxonomy import load_taxonomy
 
+log = logging.getLogger(__name__)
 FORMAT = "mdsdx-cellnet/1"
 DEFAULT_DIR = Path(__file__).resolve().parent / "cellnet"
 ONNX_FILE = "cellnet.onnx"
@@ -54,6 +57,15 @@ def save_cellnet(net, net_config, out: Path, calibration: dict, trained_features
     }
     resave_cellnet(net, Path(out), meta)
     return Path(out) / "cellnet.keras"
+
+
+def model_kind(model_dir: Path) -> str:
+    """``cellnet`` or ``akira``, from the Keras file a model folder holds."""
+    if (Path(model_dir) / "cellnet.keras").is_file():
+        return "cellnet"
+    if (Path(model_dir) / "akira.keras").is_file():
+        return "akira"
+    raise ModelLoadError(f"{model_dir}: no cellnet.keras or akira.keras")
 
 
 def input_geometry(meta: dict) -> tuple[int, float]:
@@ -135,12 +147,37 @@ def checked_onnx_path(model_dir: Path, meta: dict, int8: bool = False) -> Path |
     return path
 
 
-def runtime_file(model_dir: Path, meta: dict, requested: str | None = None) -> tuple[str, Path | None]:
-    """``(runtime, file)`` for a model folder: ``onnx``, ``bf16`` or ``int8`` with the checked ONNX file
-    to run, or ``keras`` with None (:func:`models.runtime.select_runtime` decides)."""
+def open_checked_runtime(model_dir: Path, meta: dict, kind: str, make_inputs: MakeInputs,
+                         requested: str | None = None, threads: int = 2) -> tuple[str, OnnxModel | OpenVinoModel | None]:
+    """``(runtime, model)``: the first of the folder's runtime candidates
+    (:func:`models.runtime.runtime_candidates`) that gives the float model's answers here, opened;
+    ``model`` is None for ``keras``, whose model the caller loads.
+
+    An int8 or bf16 runtime is checked against the float outputs stored with the folder's check crops
+    (:func:`models.agreement.run_check`); under ``auto`` one that fails is logged and the next is
+    tried, and one asked for by name that fails is a :class:`ModelLoadError` saying why. The opened
+    model's ``runtime_checks`` holds the check of every runtime tried. ``make_inputs``: check-crop
+    paths -> model input batches."""
+    from models.agreement import run_check
+    record = meta.get("runtime") or {}
     onnx_path, int8_path = checked_onnx_path(model_dir, meta), checked_onnx_path(model_dir, meta, int8=True)
-    choice = select_runtime(model_dir, onnx_path, requested, int8_path, (meta.get("runtime") or {}).get("default"))
-    return choice, {"onnx": onnx_path, "bf16": onnx_path, "int8": int8_path}.get(choice)
+    candidates = runtime_candidates(model_dir, onnx_path, requested, int8_path, bool(record.get("bf16")))
+    checks = {}
+    for name in candidates:
+        if name == "keras":
+            return "keras", None
+        model = open_runtime(name, int8_path if name == "int8" else onnx_path, threads)
+        model.runtime_checks = checks
+        if name == "onnx":
+            return "onnx", model
+        result = run_check(kind, name, model, model_dir, meta, make_inputs)
+        checks[name] = result.as_dict()
+        if result.passed:
+            return name, model
+        if len(candidates) == 1:
+            raise ModelLoadError(f"{model_dir}: {result.reason}; use MDSDX_RUNTIME=onnx")
+        log.warning("%s: %s; trying the next runtime", model_dir, result.reason)
+    raise AssertionError("runtime_candidates always ends with onnx or keras")
 
 
 def resave_cellnet(net, model_dir: Path, meta: dict) -> None:

@@ -15,10 +15,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from models.artifact import DEFAULT_DIR, input_geometry, load_cellnet, read_metadata, runtime_file
+from models.artifact import DEFAULT_DIR, input_geometry, load_cellnet, open_checked_runtime, read_metadata
 from models.errors import InvalidImage
 from models.preprocess import ImageLimits, load_cell_image
-from models.runtime import OnnxModel, OpenVinoModel, open_runtime
+from models.runtime import OnnxModel, OpenVinoModel
 from models.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -69,14 +69,15 @@ class CellPredictor:
                  limits: ImageLimits = ImageLimits(), runtime: str | None = None):
         self.model_dir = model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
         self.metadata = read_metadata(model_dir)
-        self.runtime, onnx_path = runtime_file(model_dir, self.metadata, runtime)
-        if onnx_path is not None:
+        self.input_px, self.field_of_view = input_geometry(self.metadata)
+        self.runtime, model = open_checked_runtime(model_dir, self.metadata, "cellnet", self._check_inputs, runtime, threads)
+        self.runtime_checks = model.runtime_checks if model is not None else {}
+        if model is not None:
             self.net = None
-            self._forward = self._onnx_forward(open_runtime(self.runtime, onnx_path, threads))
+            self._forward = self._onnx_forward(model)
         else:
             self.net, _ = load_cellnet(model_dir)
             self._forward = self._make_forward()
-        self.input_px, self.field_of_view = input_geometry(self.metadata)
         self.batch_size = batch_size
         self.threads = threads
         self.limits = limits
@@ -93,6 +94,10 @@ class CellPredictor:
     @property
     def version(self) -> str:
         return self.metadata["version"]
+
+    def _check_inputs(self, paths: Sequence[Path]) -> list[np.ndarray]:
+        """The network's input batch (n, input_px, input_px, 3) float32 for the folder's check crops."""
+        return [np.stack([load_cell_image(p, self.input_px, field_of_view=self.field_of_view) for p in paths]).astype(np.float32)]
 
     @staticmethod
     def _onnx_forward(model: OnnxModel | OpenVinoModel):

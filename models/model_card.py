@@ -78,32 +78,33 @@ def _runtime_text(meta: dict, keras_file: str) -> str:
     record = meta.get("runtime") or {}
     if not record.get("onnx"):
         return f"Keras only (`{keras_file}`)."
-    libs = _libraries_text(record)
-    served = "The float file is" if record.get("default") else "Served by ONNX Runtime from"
-    return (f"{served} `{record['onnx']}` (opset {record['opset']}, sha256 "
-            f"`{record['onnx_sha256'][:16]}...`, {libs}), exported from `{keras_file}` by the same save; its ONNX Runtime outputs "
-            "agree with Keras within 1e-5 (tests/test_runtime.py)." + _bf16_text(record) + _int8_text(record))
+    float_text = (f"the float file `{record['onnx']}` (opset {record['opset']}, sha256 `{record['onnx_sha256'][:16]}...`, "
+                  f"{_libraries_text(record)}) with ONNX Runtime, exported from `{keras_file}` by the same save, whose "
+                  "outputs agree with Keras within 1e-5 (tests/test_runtime.py).")
+    if not (record.get("int8") or record.get("bf16")):
+        return "Served by " + float_text
+    check = record.get("check") or {}
+    return ("Served by the first of these runtimes that passes its agreement check when the model is loaded: "
+            f"its calls on the {len(check.get('crops', []))} check crops in `check/` must match the float outputs stored in "
+            "`metadata.json`, so a runtime whose kernels misbehave on a CPU is never used there (the one that serves "
+            "is on `/readyz`)." + _int8_text(record) + _bf16_text(record) + " Then " + float_text)
 
 
 def _bf16_text(record: dict) -> str:
     b = record.get("bf16")
     if not b:
         return ""
-    use = ("is the default runtime of this folder on CPUs with bfloat16 instructions (AVX512_BF16 or AMX), and "
-           "the figures above are its; other CPUs run the float file with ONNX Runtime" if record.get("default") == "bf16"
-           else "is used only with `MDSDX_RUNTIME=bf16`; the figures above are ONNX Runtime's float ones")
-    return (f" The bf16 runtime runs the same `{b['onnx']}` through the {b['engine']} ({_libraries_text(b)}); it {use}. "
-            f"Agreement with ONNX Runtime's float result on {b['checked_on']}: {_agreement_text(b)}.")
+    return (f" bf16, on CPUs with bfloat16 instructions (AVX512_BF16 or AMX): the same `{b['onnx']}` through the "
+            f"{b['engine']} ({_libraries_text(b)}); agreement with ONNX Runtime's float result on {b['checked_on']}: "
+            f"{_agreement_text(b)}.")
 
 
 def _int8_text(record: dict) -> str:
     q = record.get("int8")
     if not q:
         return ""
-    use = ("is the default runtime of this folder, and the figures above are its" if record.get("default") == "int8"
-           else "is used only with `MDSDX_RUNTIME=int8`" + ("" if record.get("default") else "; the figures above are the float file's"))
-    return (f" An int8 version, `{q['onnx']}` (sha256 `{q['onnx_sha256'][:16]}...`; {q['format']}; calibrated on "
-            f"{q['calibration']}), {use}. Agreement with the float model on other train-split crops: {_agreement_text(q)}.")
+    return (f" int8: `{q['onnx']}` (sha256 `{q['onnx_sha256'][:16]}...`; {q['format']}; calibrated on "
+            f"{q['calibration']}); agreement with the float model on other train-split crops: {_agreement_text(q)}.")
 
 
 def _input_text(meta: dict) -> str:

@@ -1,14 +1,13 @@
 """Reduced-precision runtimes of a model folder: static int8 quantisation of its ONNX file (ONNX
 Runtime, QDQ format), and the record of its bfloat16 runtime (OpenVINO, :func:`add_bf16`).
 
-Weights are int8 per output channel; activations uint8, their ranges calibrated on stage-1
-*train-split* crops, never on held-out ones: by each tensor's extremes (``minmax``, the default) or
-by the 99.999th percentile of its values (``percentile``). The quantised file sits beside the float
-one and is recorded in ``metadata.json`` (``runtime.int8``: file, checksum, calibration, and its
-agreement with the float model on other train-split crops). It is used when asked for
-(``MDSDX_RUNTIME=int8``), or by default when the folder says so (``runtime.default``, set by
-``mdsdx train quantize --make-default`` before the model is evaluated, so that its card's figures
-are the int8 file's).
+Weights are int8 per output channel, in 7 bits by default (``reduce_range``) so that ONNX Runtime's
+u8s8 kernels cannot saturate on x86 CPUs without VNNI; activations uint8, their ranges calibrated on
+stage-1 *train-split* crops, never on held-out ones: by each tensor's extremes (``minmax``, the
+default) or by the 99.999th percentile of its values (``percentile``). The quantised file sits beside
+the float one and is recorded in ``metadata.json`` (``runtime.int8``: file, checksum, calibration, and
+its agreement with the float model on other train-split crops), with the folder's check crops
+(``runtime.check``), on which every load checks it again (:mod:`models.agreement`).
 """
 from __future__ import annotations
 
@@ -19,7 +18,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from models.artifact import checked_onnx_path, library_versions, sha256_of
+from models.agreement import CHECK_DIR, agreement, decision_outputs, write_check
+from models.artifact import checked_onnx_path, library_versions, model_kind, sha256_of
 from models.errors import InvalidInput, ModelLoadError
 from models.runtime import OnnxModel, OpenVinoModel, bf16_support
 
@@ -84,17 +84,9 @@ def train_split_crops(data_root: Path | None, n: int, seed: int, skip: int = 0) 
     return paths[skip:skip + n]
 
 
-def _kind(model_dir: Path) -> str:
-    if (model_dir / "cellnet.keras").is_file():
-        return "cellnet"
-    if (model_dir / "akira.keras").is_file():
-        return "akira"
-    raise ModelLoadError(f"{model_dir}: no cellnet.keras or akira.keras")
-
-
-def _inputs(kind: str, meta: dict, images: Sequence) -> list[np.ndarray]:
-    """Model input batches for the crops ``images`` (paths or bytes): 32 crops per batch for the
-    stage-1 network; the 16 rotated views of one crop per batch for AKIRA."""
+def model_inputs(kind: str, meta: dict, images: Sequence) -> list[np.ndarray]:
+    """Model input batches (float32 0-255) for the crops ``images`` (paths or bytes): 32 crops per
+    batch (n, px, px, 3) for the stage-1 network; for AKIRA one batch per crop, its 16 rotated views."""
     from models.preprocess import load_cell_image
     if kind == "cellnet":
         from models.artifact import input_geometry
@@ -108,27 +100,18 @@ def _inputs(kind: str, meta: dict, images: Sequence) -> list[np.ndarray]:
     return [rotation_views(load_cell_image(i, decode_px(px)), px, N_VIEWS, interpolation).astype(np.float32) for i in images]
 
 
-def _agreement(kind: str, fp32: OnnxModel, reduced: OnnxModel | OpenVinoModel, batches: list[np.ndarray]) -> dict:
+def agreement_with_float(kind: str, fp32: OnnxModel, reduced: OnnxModel | OpenVinoModel, batches: list[np.ndarray]) -> dict:
     """How far the ``reduced``-precision outputs (the int8 file, or the bf16 runtime) are from the
-    float ones on ``batches``: for the stage-1 network the share of crops with the same top type; for
-    AKIRA the share with the same DG grade (maximum over the views, before gating), and the largest
-    absolute difference of that output."""
-    if kind == "cellnet":
-        same = [fp32(x)["cell_type_logits"].argmax(1) == reduced(x)["cell_type_logits"].argmax(1) for x in batches]
-        return {"same_top_type": float(np.concatenate(same).mean()), "crops": int(sum(len(x) for x in batches))}
-    from models.akira.labels import load_labels
-    from models.akira.metrics import grades_from_scores
-    dg = load_labels().focus_index
-    a = np.array([fp32(x)["output"].max(0)[dg] for x in batches])
-    b = np.array([reduced(x)["output"].max(0)[dg] for x in batches])
-    return {"same_dg_grade": float((grades_from_scores(a) == grades_from_scores(b)).mean()),
-            "max_abs_dg_difference": float(np.abs(a - b).max()), "crops": len(batches)}
+    float ones on ``batches`` (:func:`models.agreement.agreement`): for the stage-1 network the share of
+    crops with the same top type; for AKIRA the share with the same DG grade (maximum over the views,
+    before gating); and the largest absolute difference of those outputs."""
+    return agreement(kind, decision_outputs(kind, fp32, batches), decision_outputs(kind, reduced, batches))
 
 
 def _float_onnx_of(model_dir: Path, purpose: str) -> tuple[str, Path, dict, Path]:
     """``(kind, metadata path, metadata, checked float ONNX file)`` of a stage-1 or AKIRA folder; a folder
     without that file is a :class:`ModelLoadError` naming ``purpose`` and the export command."""
-    kind = _kind(model_dir)
+    kind = model_kind(model_dir)
     meta_path = model_dir / "metadata.json"
     meta = json.loads(meta_path.read_text())
     src = checked_onnx_path(model_dir, meta)
@@ -137,25 +120,24 @@ def _float_onnx_of(model_dir: Path, purpose: str) -> tuple[str, Path, dict, Path
     return kind, meta_path, meta, src
 
 
-def _set_default(runtime: dict, name: str, make_default: bool) -> None:
-    """Make ``name`` the folder's default runtime, or clear the default if it was ``name`` (another
-    runtime's default is left alone)."""
-    if make_default:
-        runtime["default"] = name
-    elif runtime.get("default") == name:
-        runtime.pop("default")
+def _record_check(model_dir: Path, kind: str, meta: dict, src: Path, crops: Sequence) -> None:
+    """Store the folder's agreement-check crops and the float outputs on them (``runtime.check``),
+    chosen among ``crops`` (paths), unless the folder has them already."""
+    runtime = meta.setdefault("runtime", {})
+    if runtime.get("check") and all((model_dir / CHECK_DIR / n).is_file() for n in runtime["check"]["crops"]):
+        return
+    runtime["check"] = write_check(model_dir, kind, OnnxModel(src), list(crops), lambda paths: model_inputs(kind, meta, paths))
 
 
 def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | None = None,
-             n_calibration: int = 192, n_check: int = 192, seed: int = 0, make_default: bool = False,
-             reduce_range: bool = False, calibration: str = "minmax") -> dict:
+             n_calibration: int = 192, n_check: int = 192, seed: int = 0,
+             reduce_range: bool = True, calibration: str = "minmax") -> dict:
     """Quantise a stage-1 or AKIRA folder's float ONNX file and record it in ``metadata.json``.
 
     ``images``: calibration crops (paths); by default ``n_calibration`` train-split crops of the
-    shared data, with the agreement checked on ``n_check`` other ones. ``make_default``: the folder's
-    ``auto`` runtime becomes the int8 file (``runtime.default``), so its evaluation and serving use
-    it; otherwise that setting is cleared when it was ``int8``. ``reduce_range``: 7-bit weights; ``calibration``: how the
-    activation ranges are set (both :func:`quantize_onnx`).
+    shared data, with the agreement measured on ``n_check`` other ones, among which the folder's
+    check crops are chosen (:mod:`models.agreement`). ``reduce_range``: 7-bit weights, right on every
+    x86 CPU; ``calibration``: how the activation ranges are set (both :func:`quantize_onnx`).
     Returns the ``runtime.int8`` record."""
     model_dir = Path(model_dir)
     kind, meta_path, meta, src = _float_onnx_of(model_dir, "quantise")
@@ -167,28 +149,27 @@ def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | 
         half = max(1, len(images) // 2)
         calibration_crops, check_crops = list(images[:half]), list(images[half:]) or list(images[:half])
         described = f"{len(calibration_crops)} given crops"
-    dst = quantize_onnx(src, model_dir / (src.name[:-len(".onnx")] + INT8_SUFFIX), _inputs(kind, meta, calibration_crops),
+    dst = quantize_onnx(src, model_dir / (src.name[:-len(".onnx")] + INT8_SUFFIX), model_inputs(kind, meta, calibration_crops),
                         reduce_range, calibration)
     record = {"onnx": dst.name, "onnx_sha256": sha256_of(dst), "calibration": described,
               "format": ("QDQ, int8 weights per channel" + (" in 7 bits (reduce_range)" if reduce_range else "")
                          + f", uint8 activations ({'Percentile 99.999' if calibration == 'percentile' else 'MinMax'})"),
               "reduce_range": reduce_range, "activation_calibration": calibration,
-              "agreement_with_float": _agreement(kind, OnnxModel(src), OnnxModel(dst), _inputs(kind, meta, check_crops)),
+              "agreement_with_float": agreement_with_float(kind, OnnxModel(src), OnnxModel(dst), model_inputs(kind, meta, check_crops)),
               "libraries": library_versions("onnx", "onnxruntime")}
     meta.setdefault("runtime", {})["int8"] = record
-    _set_default(meta["runtime"], "int8", make_default)
+    _record_check(model_dir, kind, meta, src, check_crops)
     meta_path.write_text(json.dumps(meta, indent=2))
     return record
 
 
 def add_bf16(model_dir: Path, data_root: Path | None = None, images: Sequence | None = None,
-             n_check: int = 192, seed: int = 0, make_default: bool = False) -> dict:
+             n_check: int = 192, seed: int = 0) -> dict:
     """Check a stage-1 or AKIRA folder's float ONNX file under the ``bf16`` runtime (OpenVINO,
     bfloat16) against ONNX Runtime's float result, and record it in ``metadata.json``
     (``runtime.bf16``). ``images``: the crops (paths) to check on; by default ``n_check`` train-split
-    crops of the shared data. ``make_default``: the folder's ``auto`` runtime becomes ``bf16`` on
-    machines that can run it (the float file elsewhere); otherwise that setting is cleared when it
-    was ``bf16``. Returns the ``runtime.bf16`` record."""
+    crops of the shared data, among which the folder's check crops are chosen when it has none yet.
+    Returns the ``runtime.bf16`` record."""
     reason = bf16_support()
     if reason is not None:
         raise InvalidInput(f"the bf16 runtime cannot run here: {reason}")
@@ -201,9 +182,10 @@ def add_bf16(model_dir: Path, data_root: Path | None = None, images: Sequence | 
         check_crops, described = list(images), f"{len(images)} given crops"
     record = {"engine": "OpenVINO CPU plugin, bfloat16 inference precision", "onnx": src.name,
               "checked_on": described,
-              "agreement_with_float": _agreement(kind, OnnxModel(src), OpenVinoModel(src), _inputs(kind, meta, check_crops)),
+              "agreement_with_float": agreement_with_float(kind, OnnxModel(src), OpenVinoModel(src),
+                                                           model_inputs(kind, meta, check_crops)),
               "libraries": library_versions("openvino", "onnxruntime")}
     meta.setdefault("runtime", {})["bf16"] = record
-    _set_default(meta["runtime"], "bf16", make_default)
+    _record_check(model_dir, kind, meta, src, check_crops)
     meta_path.write_text(json.dumps(meta, indent=2))
     return record

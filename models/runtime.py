@@ -55,36 +55,39 @@ def bf16_support() -> str | None:
     return None if "BF16" in capabilities else "this CPU has no bfloat16 instructions (AVX512_BF16 or AMX)"
 
 
-def select_runtime(model_dir: Path, onnx_path: Path | None, requested: str | None = None,
-                   int8_path: Path | None = None, default: str | None = None) -> str:
-    """``onnx``, ``bf16``, ``int8`` or ``keras`` for a model folder whose checked ONNX files are
-    ``onnx_path`` and ``int8_path`` (None when absent). ``auto`` takes the folder's ``default`` (its
-    metadata's ``runtime.default``, the runtime its held-out figures were measured with) when this
-    machine can run it, otherwise the float ONNX file when there is one; asking for one that cannot
-    run is an error."""
+SPEED_ORDER = ("int8", "bf16", "onnx")
+"""Reduced-precision runtimes first, fastest first, then the float file. int8 ran the stage-1 network
+about 2x faster than float on an AVX2-only AMD EPYC and 1.3x faster than bf16 on an AVX-512 one
+(docs/benchmarks.md); bf16 runs only on CPUs with bfloat16 instructions."""
+
+
+def runtime_candidates(model_dir: Path, onnx_path: Path | None, requested: str | None = None,
+                       int8_path: Path | None = None, bf16_recorded: bool = False) -> list[str]:
+    """The runtimes to try, in order, for a model folder whose checked ONNX files are ``onnx_path`` and
+    ``int8_path`` (None when absent); ``bf16_recorded``: its metadata records a bf16 check.
+
+    ``auto`` gives every runtime the folder and this CPU can run, in :data:`SPEED_ORDER`, ending with
+    the float ONNX file (or Keras when there is none); the loader keeps the first that passes its
+    agreement check (:func:`models.artifact.open_checked_runtime`). A runtime asked for by name is the
+    only candidate, and asking for one that cannot run here is a :class:`ModelLoadError`."""
     choice = runtime_choice(requested)
-    if choice == "auto" and default == "int8" and int8_path is not None:
-        return "int8"
-    if choice == "auto" and default == "bf16" and onnx_path is not None:
-        reason = bf16_support()
-        if reason is None:
-            return "bf16"
-        log.info("%s: its default runtime bf16 cannot run here (%s); using the float ONNX file", model_dir, reason)
+    if choice == "auto":
+        available = {"int8": int8_path is not None, "onnx": onnx_path is not None,
+                     "bf16": onnx_path is not None and bf16_recorded and bf16_support() is None}
+        found = [name for name in SPEED_ORDER if available[name]]
+        return found if "onnx" in found else found + ["keras"]
     if choice == "bf16":
         reason = bf16_support() if onnx_path is not None else (
             f"no ONNX file recorded in metadata.json; export one with `mdsdx train onnx {model_dir}`")
         if reason is not None:
             raise ModelLoadError(f"{model_dir}: the bf16 runtime cannot run: {reason}; use MDSDX_RUNTIME=onnx")
-        return "bf16"
-    if choice == "int8":
-        if int8_path is None:
-            raise ModelLoadError(f"{model_dir}: no int8 ONNX file recorded in metadata.json; "
-                                 f"make one with `mdsdx train quantize {model_dir}`")
-        return "int8"
+    if choice == "int8" and int8_path is None:
+        raise ModelLoadError(f"{model_dir}: no int8 ONNX file recorded in metadata.json; "
+                             f"make one with `mdsdx train quantize {model_dir}`")
     if choice == "onnx" and onnx_path is None:
         raise ModelLoadError(f"{model_dir}: no ONNX file recorded in metadata.json; "
                              f"export one with `mdsdx train onnx {model_dir}`")
-    return "onnx" if onnx_path is not None and choice != "keras" else "keras"
+    return [choice]
 
 
 def export_onnx(model, path: Path, input_px: int, outputs: Sequence[str] | None = None) -> Path:
@@ -119,6 +122,7 @@ class OnnxModel:
     def __init__(self, path: Path, threads: int = 2, label: str = "onnx"):
         import onnxruntime as ort
         self.label = label  # the runtime's name in reports: "onnx" or "int8"
+        self.runtime_checks: dict = {}  # runtime -> its agreement check at load (models.artifact.open_checked_runtime)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -143,6 +147,7 @@ class OpenVinoModel:
 
     def __init__(self, path: Path, threads: int = 2, label: str = "bf16"):
         self.label = label
+        self.runtime_checks: dict = {}  # runtime -> its agreement check at load (models.artifact.open_checked_runtime)
         try:
             core = _openvino_core()
             self.compiled = core.compile_model(core.read_model(str(path)), "CPU", {

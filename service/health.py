@@ -1,5 +1,5 @@
-"""``/healthz`` (alive), ``/readyz`` (models loaded and database reachable, with their versions and
-runtimes) and ``/metrics`` (Prometheus)."""
+"""``/healthz`` (alive), ``/readyz`` (models loaded and database reachable, with their versions,
+runtimes and the agreement checks that chose them) and ``/metrics`` (Prometheus)."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
@@ -7,7 +7,7 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from service.db import ping
-from service.model_cards import served_runtimes
+from service.model_cards import runtime_checks, served_runtimes
 
 bp = Blueprint("health", __name__)
 
@@ -34,6 +34,8 @@ def readyz():
     if versions:
         body["model_versions"] = versions
         body["model_runtimes"] = served_runtimes(ext)
+        if runtime_checks(ext):
+            body["runtime_checks"] = runtime_checks(ext)
     return jsonify(body), 200 if ready else 503
 
 

@@ -45,6 +45,17 @@ def served_runtimes(ext: dict) -> dict[str, str]:
     return runtimes
 
 
+def runtime_checks(ext: dict) -> dict[str, dict]:
+    """kind -> runtime -> the agreement check each int8 or bf16 runtime this worker tried at load ran
+    (passed or not, with the reason), for the models that tried one."""
+    checks = {}
+    if ext.get("pipeline") is not None and ext["pipeline"].predictor.runtime_checks:
+        checks["cellnet"] = ext["pipeline"].predictor.runtime_checks
+    if ext.get("granules") is not None and ext["granules"].runtime_checks:
+        checks["akira"] = ext["granules"].runtime_checks
+    return checks
+
+
 def served_cards(cfg: ServiceConfig) -> list[ServedCard]:
     """The card of every model folder the service is configured with, in pipeline order."""
     out = []

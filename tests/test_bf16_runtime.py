@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import jpeg_bytes
 from models.errors import ModelLoadError
 from models.infer import CellPredictor
-from models.runtime import bf16_support, select_runtime
+from models.runtime import bf16_support, runtime_candidates
 
 needs_bf16 = pytest.mark.skipif(bf16_support() is not None, reason=f"bf16 runtime unavailable: {bf16_support()}")
 
@@ -28,38 +28,37 @@ def test_auto_takes_bf16_only_where_it_runs(monkeypatch, reason):
     monkeypatch.setattr("models.runtime.bf16_support", lambda: reason)
     monkeypatch.delenv("MDSDX_RUNTIME", raising=False)
     onnx = Path("m/cellnet.onnx")
-    assert select_runtime(Path("m"), onnx, default="bf16") == ("bf16" if reason is None else "onnx")
-    assert select_runtime(Path("m"), onnx, default=None) == "onnx"
-    assert select_runtime(Path("m"), None, default="bf16") == "keras"  # no float file to run in bf16
+    assert runtime_candidates(Path("m"), onnx, bf16_recorded=True) == (["bf16", "onnx"] if reason is None else ["onnx"])
+    assert runtime_candidates(Path("m"), onnx, bf16_recorded=False) == ["onnx"]
+    assert runtime_candidates(Path("m"), None, bf16_recorded=True) == ["keras"]  # no float file to run in bf16
     if reason is None:
-        assert select_runtime(Path("m"), onnx, requested="bf16") == "bf16"
+        assert runtime_candidates(Path("m"), onnx, requested="bf16") == ["bf16"]
     else:
         with pytest.raises(ModelLoadError, match="bfloat16 instructions.*MDSDX_RUNTIME=onnx"):
-            select_runtime(Path("m"), onnx, requested="bf16")
+            runtime_candidates(Path("m"), onnx, requested="bf16")
 
 
 def test_bf16_without_an_onnx_file_is_a_plain_error():
     with pytest.raises(ModelLoadError, match="mdsdx train onnx"):
-        select_runtime(Path("m"), None, requested="bf16")
+        runtime_candidates(Path("m"), None, requested="bf16")
 
 
 @needs_bf16
-def test_bf16_is_recorded_made_default_and_close_to_float(tiny_models, tmp_path, monkeypatch):
+def test_bf16_is_recorded_checked_and_close_to_float(tiny_models, tmp_path, monkeypatch):
     from service.cli import cli
     monkeypatch.delenv("MDSDX_RUNTIME", raising=False)
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
-    r = CliRunner().invoke(cli, ["train", "bf16", str(folder), "--images", str(_crops(tmp_path / "check")),
-                                 "--make-default"])
+    r = CliRunner().invoke(cli, ["train", "bf16", str(folder), "--images", str(_crops(tmp_path / "check"))])
     assert r.exit_code == 0, r.output
     runtime = json.loads((folder / "metadata.json").read_text())["runtime"]
-    assert runtime["default"] == "bf16" and runtime["bf16"]["onnx"] == "cellnet.onnx"
+    assert runtime["bf16"]["onnx"] == "cellnet.onnx" and len(runtime["check"]["crops"]) == 8
     assert runtime["bf16"]["agreement_with_float"]["crops"] == 8
     assert "openvino" in runtime["bf16"]["libraries"]
 
     blobs = [jpeg_bytes(seed, px=300) for seed in range(40, 52)]
     bf16 = CellPredictor(folder)
-    assert bf16.runtime == "bf16"
+    assert bf16.runtime == "bf16" and bf16.runtime_checks["bf16"]["passed"]
     float32 = CellPredictor(folder, runtime="onnx")
     a, b = float32.predict_files(blobs), bf16.predict_files(blobs)
     assert np.abs(a.type_probs - b.type_probs).max() < 0.05
@@ -74,10 +73,6 @@ def test_bf16_is_recorded_made_default_and_close_to_float(tiny_models, tmp_path,
 
     monkeypatch.setenv("MDSDX_RUNTIME", "onnx")
     assert CellPredictor(folder).runtime == "onnx"
-    monkeypatch.delenv("MDSDX_RUNTIME")
-    r = CliRunner().invoke(cli, ["train", "bf16", str(folder), "--images", str(tmp_path / "check")])
-    assert r.exit_code == 0, r.output
-    assert "default" not in json.loads((folder / "metadata.json").read_text())["runtime"]
 
 
 @needs_bf16
@@ -102,29 +97,30 @@ def test_bf16_where_it_cannot_run_is_one_plain_line(tiny_models, tmp_path, monke
     assert (folder / "metadata.json").read_text() == before
 
 
-def test_model_card_says_which_runtime_its_figures_are_from():
+def test_model_card_says_how_the_runtime_is_chosen():
     from models.model_card import _runtime_text
     record = {"onnx": "cellnet.onnx", "opset": 17, "onnx_sha256": "0" * 64, "libraries": {},
               "int8": {"onnx": "cellnet.int8.onnx", "onnx_sha256": "1" * 64, "format": "QDQ", "calibration": "c",
                        "agreement_with_float": {"same_top_type": 0.98}},
               "bf16": {"onnx": "cellnet.onnx", "engine": "OpenVINO CPU plugin", "checked_on": "192 crops",
-                       "agreement_with_float": {"same_top_type": 1.0}, "libraries": {"openvino": "2026.4.1"}}}
-    as_float = _runtime_text({"runtime": record}, "cellnet.keras")
-    assert as_float.startswith("Served by ONNX Runtime") and "used only with `MDSDX_RUNTIME=bf16`" in as_float
-    as_bf16 = _runtime_text({"runtime": {**record, "default": "bf16"}}, "cellnet.keras")
-    assert "default runtime of this folder on CPUs with bfloat16" in as_bf16
-    assert "the figures above are the float file's" not in as_bf16
+                       "agreement_with_float": {"same_top_type": 1.0}, "libraries": {"openvino": "2026.4.1"}},
+              "check": {"crops": ["check_00.jpg", "check_01.jpg"], "float_outputs": [], "tolerance": 0.25}}
+    text = _runtime_text({"runtime": record}, "cellnet.keras")
+    assert text.startswith("Served by the first of these runtimes that passes its agreement check")
+    assert "2 check crops" in text and text.index(" int8: ") < text.index(" bf16, ") < text.index("the float file")
+    only_float = _runtime_text({"runtime": {k: record[k] for k in ("onnx", "opset", "onnx_sha256", "libraries")}}, "cellnet.keras")
+    assert only_float.startswith("Served by the float file `cellnet.onnx`")
 
 
 @needs_bf16
-def test_quantizing_keeps_a_bf16_default(tiny_models, tmp_path):
-    """`mdsdx train quantize` without --make-default leaves another runtime's default alone."""
+def test_auto_prefers_a_passing_int8_file_to_bf16(tiny_models, tmp_path):
+    """With int8 and bf16 both recorded and both right on this CPU, auto takes the int8 file, the faster."""
     from models.quantize import add_bf16, add_int8
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
     images = sorted(str(p) for p in _crops(tmp_path / "check", n=4).iterdir())
-    add_bf16(folder, images=images, make_default=True)
+    add_bf16(folder, images=images)
     add_int8(folder, images=images)
     runtime = json.loads((folder / "metadata.json").read_text())["runtime"]
-    assert runtime["default"] == "bf16" and "int8" in runtime
-    assert CellPredictor(folder).runtime == "bf16"
+    assert "bf16" in runtime and "int8" in runtime
+    assert CellPredictor(folder).runtime == "int8"

@@ -19,7 +19,7 @@ def _crops(folder, n=12):
     return sorted(str(p) for p in folder.iterdir())
 
 
-def test_quantized_stage1_is_recorded_and_used_only_when_asked(tiny_models, tmp_path, monkeypatch):
+def test_quantized_stage1_is_recorded_checked_and_used(tiny_models, tmp_path, monkeypatch):
     from service.cli import cli
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
@@ -29,9 +29,12 @@ def test_quantized_stage1_is_recorded_and_used_only_when_asked(tiny_models, tmp_
     record = json.loads((folder / "metadata.json").read_text())["runtime"]["int8"]
     assert record["onnx"] == "cellnet.int8.onnx" and (folder / "cellnet.int8.onnx").is_file()
     assert record["calibration"] == "6 given crops" and 0.0 <= record["agreement_with_float"]["same_top_type"] <= 1.0
+    check = json.loads((folder / "metadata.json").read_text())["runtime"]["check"]
+    assert len(check["crops"]) == 6 and all((folder / "check" / name).is_file() for name in check["crops"])
 
     blobs = [jpeg_bytes(seed, px=300) for seed in range(20, 28)]
-    assert CellPredictor(folder).runtime == "onnx"  # auto keeps the float file the cards were measured with
+    auto = CellPredictor(folder)
+    assert auto.runtime == "int8" and auto.runtime_checks["int8"]["passed"]  # the faster runtime, checked at load
     monkeypatch.setenv("MDSDX_RUNTIME", "int8")
     int8 = CellPredictor(folder)
     assert int8.runtime == "int8"
@@ -72,23 +75,40 @@ def test_quantization_import_leaves_sys_path_alone():
     assert not [p for p in sys.path if p.rstrip("/").endswith("onnxruntime/transformers")]
 
 
-def test_make_default_switches_the_auto_runtime(tiny_models, tmp_path):
+def test_a_runtime_that_fails_its_check_is_skipped_or_refused(tiny_models, tmp_path, monkeypatch, caplog):
+    """An int8 file whose outputs differ from the stored float ones on the check crops (here: float
+    outputs that no longer match, as a saturating kernel would give) is passed over under auto, logged
+    with the reason and shown in the predictor's checks; asked for by name it is one plain error."""
     from models.akira.infer import GranuleScorer
     from models.quantize import add_int8
     folder = tmp_path / "akira"
     shutil.copytree(tiny_models["akira"], folder)
-    images = _crops(tmp_path / "calib", n=4)
-    add_int8(folder, images=images, make_default=True)
-    assert json.loads((folder / "metadata.json").read_text())["runtime"]["default"] == "int8"
+    add_int8(folder, images=_crops(tmp_path / "calib", n=4))
     assert GranuleScorer(folder).runtime == "int8"
-    add_int8(folder, images=images)  # quantised again without the flag: back to the float file
-    assert GranuleScorer(folder).runtime == "onnx"
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["runtime"]["check"]["float_outputs"] = [v + 1.0 for v in meta["runtime"]["check"]["float_outputs"]]
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    with caplog.at_level("WARNING"):
+        assert GranuleScorer(folder).runtime == "onnx"
+    assert "the int8 runtime differs from the float model on this CPU" in caplog.text
+    stage1 = tmp_path / "cellnet"
+    shutil.copytree(tiny_models["cellnet"], stage1)
+    add_int8(stage1, images=_crops(tmp_path / "calib2"))
+    meta = json.loads((stage1 / "metadata.json").read_text())
+    meta["runtime"]["check"]["float_outputs"] = [np.roll(np.eye(17)[int(np.argmax(p))], 1).tolist()  # another top type
+                                                 for p in meta["runtime"]["check"]["float_outputs"]]
+    (stage1 / "metadata.json").write_text(json.dumps(meta))
+    fallen_back = CellPredictor(stage1)
+    assert fallen_back.runtime == "onnx" and not fallen_back.runtime_checks["int8"]["passed"]
+    monkeypatch.setenv("MDSDX_RUNTIME", "int8")
+    with pytest.raises(ModelLoadError, match="differs from the float model on this CPU.*MDSDX_RUNTIME=onnx"):
+        CellPredictor(stage1)
 
 
 @pytest.mark.parametrize("reduce_range", [False, True])
 def test_reduce_range_keeps_the_weights_in_7_bits(tiny_models, tmp_path, reduce_range):
-    """``--reduce-range`` (the guard against u8s8 saturation on CPUs without VNNI) stores every int8
-    weight within [-64, 64]; the default recipe uses the full int8 range."""
+    """The default ``--reduce-range`` (the guard against u8s8 saturation on CPUs without VNNI) stores
+    every int8 weight within [-64, 64]; ``--full-range`` uses the whole int8 range."""
     import onnx
     from onnx import numpy_helper
     from service.cli import cli
@@ -96,7 +116,7 @@ def test_reduce_range_keeps_the_weights_in_7_bits(tiny_models, tmp_path, reduce_
     shutil.copytree(tiny_models["cellnet"], folder)
     _crops(tmp_path / "calib")
     args = ["train", "quantize", str(folder), "--images", str(tmp_path / "calib")]
-    r = CliRunner().invoke(cli, args + (["--reduce-range"] if reduce_range else []))
+    r = CliRunner().invoke(cli, args + ([] if reduce_range else ["--full-range"]))
     assert r.exit_code == 0, r.output
     record = json.loads((folder / "metadata.json").read_text())["runtime"]["int8"]
     assert record["reduce_range"] is reduce_range and ("7 bits" in record["format"]) is reduce_range

@@ -42,9 +42,37 @@ def test_health_ready_metrics(client):
     assert ready.status_code == 200 and ready.json["checks"]["database"] and ready.json["checks"]["cell_model"]
     assert ready.json["model_versions"] == {"cellnet": "cellnet-tiny-test", "diagnoser": "diagnoser-tiny-test",
                                             "akira": "akira-tiny-test"}
-    assert ready.json["model_runtimes"] == {"cellnet": "onnx", "akira": "onnx"}  # the tiny models have no bf16 default
+    assert ready.json["model_runtimes"] == {"cellnet": "onnx", "akira": "onnx"}  # the tiny models have only float files
+    assert "runtime_checks" not in ready.json  # no int8 or bf16 runtime was tried
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and b"mdsdx_http_requests_total" in metrics.data
+
+
+def test_readyz_shows_a_runtime_that_failed_its_check(app, tiny_models, tmp_path):
+    """A stage-1 int8 file that gives other answers than the float model on this CPU is passed over at
+    load: the worker serves the float file, and /readyz says which runtime failed and why."""
+    import json
+    import shutil
+
+    from conftest import jpeg_bytes
+    from diagnose.pipeline import SmearDiagnosisPipeline
+    from models.quantize import add_int8
+    folder = tmp_path / "cellnet"
+    shutil.copytree(tiny_models["cellnet"], folder)
+    crops = []
+    for seed in range(6):
+        crops.append(tmp_path / f"c{seed}.jpg")
+        crops[-1].write_bytes(jpeg_bytes(seed, px=360))
+    add_int8(folder, images=[str(p) for p in crops])
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["runtime"]["check"]["float_outputs"] = [[1.0 if i == (max(range(17), key=p.__getitem__) + 1) % 17 else 0.0
+                                                  for i in range(17)] for p in meta["runtime"]["check"]["float_outputs"]]
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    app.extensions["mdsdx"]["pipeline"] = SmearDiagnosisPipeline(folder, tiny_models["diagnoser"])
+    ready = app.test_client().get("/readyz").json
+    assert ready["status"] == "ready" and ready["model_runtimes"]["cellnet"] == "onnx"
+    check = ready["runtime_checks"]["cellnet"]["int8"]
+    assert check["passed"] is False and "differs from the float model on this CPU" in check["reason"]
 
 
 def test_openapi_and_docs_have_no_cdn(client):

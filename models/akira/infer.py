@@ -21,7 +21,7 @@ from models.akira.labels import load_labels
 from models.akira.metrics import grades_from_scores
 from models.errors import ModelLoadError
 from models.preprocess import ImageLimits, load_cell_image
-from models.runtime import OnnxModel, OpenVinoModel, open_runtime
+from models.runtime import OnnxModel, OpenVinoModel
 
 FORMAT = "mdsdx-akira/1"
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "akira_compact"
@@ -62,7 +62,7 @@ def load_akira(model_dir: Path | None = None, runtime: str | None = None):
     its checked ``akira.onnx`` (or, for ``runtime`` ``int8``, its quantised file) and ``runtime`` is
     not ``keras`` (an :class:`~models.runtime.OpenVinoModel` of the same file for ``bf16``),
     otherwise the Keras model."""
-    from models.artifact import runtime_file
+    from models.artifact import open_checked_runtime
     model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
     meta_path = model_dir / "metadata.json"
     if not (model_dir / "akira.keras").is_file() or not meta_path.is_file():
@@ -70,9 +70,12 @@ def load_akira(model_dir: Path | None = None, runtime: str | None = None):
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != FORMAT or meta.get("outputs") != list(load_labels().ids):
         raise ModelLoadError(f"{meta_path}: not an AKIRA model of this version (format or output order differ)")
-    choice, onnx_path = runtime_file(model_dir, meta, runtime)
-    if onnx_path is not None:
-        return open_runtime(choice, onnx_path, threads=2), meta
+    px, interpolation = int(meta["config"]["input_px"]), saved_interpolation(meta["config"])
+    make_inputs = lambda paths: [rotation_views(load_cell_image(p, decode_px(px)), px, N_VIEWS, interpolation).astype(np.float32)
+                                 for p in paths]
+    _, model = open_checked_runtime(model_dir, meta, "akira", make_inputs, runtime)
+    if model is not None:
+        return model, meta
     import keras
 
     import models.akira.net  # noqa: F401  (registers the custom layers)
@@ -106,6 +109,7 @@ class GranuleScorer:
             self.rotation_interpolation = rotation_interpolation
         self._forward = _forward_of(self.model)
         self.runtime = self.model.label if isinstance(self.model, (OnnxModel, OpenVinoModel)) else "keras"
+        self.runtime_checks = getattr(self.model, "runtime_checks", {})
         self.limits = limits
         self.decode_px = decode_px(self.input_px)
 

@@ -108,15 +108,13 @@ def train_onnx(model_dir: Path) -> None:
 @click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
 @click.option("--images", "images_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Check on the crops in this folder instead of the shared data's train split.")
-@click.option("--make-default", is_flag=True,
-              help="Make bf16 the folder's default runtime on CPUs that have it (then evaluate the model with it).")
-def train_bf16(model_dir: Path, data_root, images_dir, make_default: bool) -> None:
+def train_bf16(model_dir: Path, data_root, images_dir) -> None:
     """Check MODEL_DIR's float ONNX file under the bf16 runtime (OpenVINO) and record it in its metadata.json."""
     setup_logging()
     from models.quantize import add_bf16
     from service.cli.cells import find_images
     images = [str(p) for p in find_images([str(images_dir)])] if images_dir else None
-    record = add_bf16(model_dir, data_root=data_root, images=images, make_default=make_default)
+    record = add_bf16(model_dir, data_root=data_root, images=images)
     click.echo(f"recorded the bf16 runtime of {model_dir / record['onnx']} (agreement with ONNX Runtime's float "
                f"result on {record['checked_on']}: {record['agreement_with_float']})")
 
@@ -126,20 +124,16 @@ def train_bf16(model_dir: Path, data_root, images_dir, make_default: bool) -> No
 @click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
 @click.option("--images", "images_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Calibrate on the crops in this folder instead of the shared data's train split.")
-@click.option("--make-default", is_flag=True,
-              help="Make the int8 file the folder's default runtime (then evaluate the model with it).")
-@click.option("--reduce-range", is_flag=True,
-              help="7-bit weights: the same outputs on x86 CPUs without VNNI, where 8-bit ones can saturate.")
+@click.option("--reduce-range/--full-range", default=True, show_default=True,
+              help="7-bit weights, right on every x86 CPU; or 8-bit ones, which saturate on CPUs without VNNI.")
 @click.option("--calibration", type=click.Choice(["minmax", "percentile"]), default="minmax", show_default=True,
               help="How activation ranges are set: each tensor's extremes, or the 99.999th percentile of its values.")
-def train_quantize(model_dir: Path, data_root, images_dir, make_default: bool, reduce_range: bool,
-                   calibration: str) -> None:
-    """Add an int8 ONNX file to MODEL_DIR (stage-1 or AKIRA), used with MDSDX_RUNTIME=int8."""
+def train_quantize(model_dir: Path, data_root, images_dir, reduce_range: bool, calibration: str) -> None:
+    """Add an int8 ONNX file to MODEL_DIR (stage-1 or AKIRA), used wherever it passes its agreement check."""
     setup_logging()
     from models.quantize import add_int8
     from service.cli.cells import find_images
     images = [str(p) for p in find_images([str(images_dir)])] if images_dir else None
-    record = add_int8(model_dir, data_root=data_root, images=images, make_default=make_default,
-                      reduce_range=reduce_range, calibration=calibration)
+    record = add_int8(model_dir, data_root=data_root, images=images, reduce_range=reduce_range, calibration=calibration)
     click.echo(f"saved {model_dir / record['onnx']} (calibrated on {record['calibration']}; "
                f"agreement with the float model: {record['agreement_with_float']})")
