@@ -120,23 +120,29 @@ def _float_onnx_of(model_dir: Path, purpose: str) -> tuple[str, Path, dict, Path
     return kind, meta_path, meta, src
 
 
-def _record_check(model_dir: Path, kind: str, meta: dict, src: Path, crops: Sequence) -> None:
+def _record_check(model_dir: Path, kind: str, meta: dict, src: Path, crops: Sequence,
+                  check_images: Sequence | None) -> None:
     """Store the folder's agreement-check crops and the float outputs on them (``runtime.check``),
-    chosen among ``crops`` (paths), unless the folder has them already."""
+    chosen among ``check_images`` when given (new crops replace any the folder has), otherwise among
+    ``crops`` unless the folder has check crops already."""
     runtime = meta.setdefault("runtime", {})
-    if runtime.get("check") and all((model_dir / CHECK_DIR / n).is_file() for n in runtime["check"]["crops"]):
+    has_check = runtime.get("check") and all((model_dir / CHECK_DIR / n).is_file() for n in runtime["check"]["crops"])
+    if check_images:
+        crops = check_images
+    elif has_check:
         return
     runtime["check"] = write_check(model_dir, kind, OnnxModel(src), list(crops), lambda paths: model_inputs(kind, meta, paths))
 
 
 def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | None = None,
              n_calibration: int = 192, n_check: int = 192, seed: int = 0,
-             reduce_range: bool = True, calibration: str = "minmax") -> dict:
+             reduce_range: bool = True, calibration: str = "minmax", check_images: Sequence | None = None) -> dict:
     """Quantise a stage-1 or AKIRA folder's float ONNX file and record it in ``metadata.json``.
 
     ``images``: calibration crops (paths); by default ``n_calibration`` train-split crops of the
     shared data, with the agreement measured on ``n_check`` other ones, among which the folder's
-    check crops are chosen (:mod:`models.agreement`). ``reduce_range``: 7-bit weights, right on every
+    check crops are chosen (:mod:`models.agreement`) unless ``check_images`` (paths) are given: a
+    folder that is committed takes generated crops there, never copies of the shared data. ``reduce_range``: 7-bit weights, right on every
     x86 CPU; ``calibration``: how the activation ranges are set (both :func:`quantize_onnx`).
     Returns the ``runtime.int8`` record."""
     model_dir = Path(model_dir)
@@ -158,18 +164,18 @@ def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | 
               "agreement_with_float": agreement_with_float(kind, OnnxModel(src), OnnxModel(dst), model_inputs(kind, meta, check_crops)),
               "libraries": library_versions("onnx", "onnxruntime")}
     meta.setdefault("runtime", {})["int8"] = record
-    _record_check(model_dir, kind, meta, src, check_crops)
+    _record_check(model_dir, kind, meta, src, check_crops, check_images)
     meta_path.write_text(json.dumps(meta, indent=2))
     return record
 
 
 def add_bf16(model_dir: Path, data_root: Path | None = None, images: Sequence | None = None,
-             n_check: int = 192, seed: int = 0) -> dict:
+             n_check: int = 192, seed: int = 0, check_images: Sequence | None = None) -> dict:
     """Check a stage-1 or AKIRA folder's float ONNX file under the ``bf16`` runtime (OpenVINO,
     bfloat16) against ONNX Runtime's float result, and record it in ``metadata.json``
     (``runtime.bf16``). ``images``: the crops (paths) to check on; by default ``n_check`` train-split
-    crops of the shared data, among which the folder's check crops are chosen when it has none yet.
-    Returns the ``runtime.bf16`` record."""
+    crops of the shared data, among which the folder's check crops are chosen when it has none yet
+    and no ``check_images`` are given (as for :func:`add_int8`). Returns the ``runtime.bf16`` record."""
     reason = bf16_support()
     if reason is not None:
         raise InvalidInput(f"the bf16 runtime cannot run here: {reason}")
@@ -186,6 +192,6 @@ def add_bf16(model_dir: Path, data_root: Path | None = None, images: Sequence | 
                                                            model_inputs(kind, meta, check_crops)),
               "libraries": library_versions("openvino", "onnxruntime")}
     meta.setdefault("runtime", {})["bf16"] = record
-    _record_check(model_dir, kind, meta, src, check_crops)
+    _record_check(model_dir, kind, meta, src, check_crops, check_images)
     meta_path.write_text(json.dumps(meta, indent=2))
     return record

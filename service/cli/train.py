@@ -103,18 +103,26 @@ def train_onnx(model_dir: Path) -> None:
     click.echo(f"saved {path}")
 
 
+check_images_option = click.option(
+    "--check-images", "check_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Choose the folder's check crops (copied into it) from this folder: generated crops for a folder that is "
+         "committed, never copies of the shared data.")
+
+
 @train.command("bf16")
 @click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
 @click.option("--images", "images_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Check on the crops in this folder instead of the shared data's train split.")
-def train_bf16(model_dir: Path, data_root, images_dir) -> None:
+@check_images_option
+def train_bf16(model_dir: Path, data_root, images_dir, check_dir) -> None:
     """Check MODEL_DIR's float ONNX file under the bf16 runtime (OpenVINO) and record it in its metadata.json."""
     setup_logging()
     from models.quantize import add_bf16
     from service.cli.cells import find_images
     images = [str(p) for p in find_images([str(images_dir)])] if images_dir else None
-    record = add_bf16(model_dir, data_root=data_root, images=images)
+    checks = [str(p) for p in find_images([str(check_dir)])] if check_dir else None
+    record = add_bf16(model_dir, data_root=data_root, images=images, check_images=checks)
     click.echo(f"recorded the bf16 runtime of {model_dir / record['onnx']} (agreement with ONNX Runtime's float "
                f"result on {record['checked_on']}: {record['agreement_with_float']})")
 
@@ -128,12 +136,15 @@ def train_bf16(model_dir: Path, data_root, images_dir) -> None:
               help="7-bit weights, right on every x86 CPU; or 8-bit ones, which saturate on CPUs without VNNI.")
 @click.option("--calibration", type=click.Choice(["minmax", "percentile"]), default="minmax", show_default=True,
               help="How activation ranges are set: each tensor's extremes, or the 99.999th percentile of its values.")
-def train_quantize(model_dir: Path, data_root, images_dir, reduce_range: bool, calibration: str) -> None:
+@check_images_option
+def train_quantize(model_dir: Path, data_root, images_dir, reduce_range: bool, calibration: str, check_dir) -> None:
     """Add an int8 ONNX file to MODEL_DIR (stage-1 or AKIRA), used wherever it passes its agreement check."""
     setup_logging()
     from models.quantize import add_int8
     from service.cli.cells import find_images
     images = [str(p) for p in find_images([str(images_dir)])] if images_dir else None
-    record = add_int8(model_dir, data_root=data_root, images=images, reduce_range=reduce_range, calibration=calibration)
+    checks = [str(p) for p in find_images([str(check_dir)])] if check_dir else None
+    record = add_int8(model_dir, data_root=data_root, images=images, reduce_range=reduce_range, calibration=calibration,
+                      check_images=checks)
     click.echo(f"saved {model_dir / record['onnx']} (calibrated on {record['calibration']}; "
                f"agreement with the float model: {record['agreement_with_float']})")
