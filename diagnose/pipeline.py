@@ -1,6 +1,6 @@
 """One smear from images to a diagnosis: the single function the service and the CLI both call.
 
-decode (models.preprocess) -> per-cell predictions (models.infer) -> 114 parameters (featurize)
+decode (core.preprocess) -> per-cell predictions (models.infer) -> 114 parameters (featurize)
 -> calibrated XGBoost call and SHAP (diagnose.model) -> WHO view (diagnose.who).
 """
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Sequence
 
 import numpy as np
 
+from core.errors import InvalidInput
+from core.taxonomy import load_taxonomy
 from diagnose.model import MdsDiagnoser
 from diagnose.who import dysplastic_cells, who_view
 from featurize.smear import feature_type_matrix, featurize_smear, usable_cells
-from models.errors import InvalidInput
-from models.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
 SHOWN_FEATURE_PROBABILITY = 0.5  # a feature without a validated threshold is shown in the gallery from this
@@ -76,8 +76,8 @@ class SmearDiagnosisPipeline:
 
     def __init__(self, cell_model_dir: Path | str | None = None, diagnoser_dir: Path | str | None = None,
                  batch_size: int = 64, threads: int = 2, limits=None):
+        from core.preprocess import ImageLimits
         from models.infer import CellPredictor
-        from models.preprocess import ImageLimits
         self.predictor = CellPredictor(cell_model_dir, batch_size=batch_size, threads=threads,
                                        limits=limits or ImageLimits())
         self.diagnoser = MdsDiagnoser.load(diagnoser_dir)
@@ -90,7 +90,7 @@ class SmearDiagnosisPipeline:
     def diagnose_images(self, sources: Sequence, names: Sequence[str], smear_id: str,
                         skip_invalid: bool = False) -> SmearResult:
         """Diagnose one smear from image paths or bytes. Without ``skip_invalid`` a bad image raises
-        :class:`~models.errors.InvalidImage`; with it, bad images are left out and listed in the warnings."""
+        :class:`~core.errors.InvalidImage`; with it, bad images are left out and listed in the warnings."""
         if not len(sources):
             raise InvalidInput(f"{smear_id}: the smear has no cell images")
         preds = self.predictor.predict_files(list(sources), list(names), skip_invalid=skip_invalid)

@@ -14,8 +14,8 @@ from typing import Callable
 
 import numpy as np
 
+from core.taxonomy import load_taxonomy
 from featurize.smear import parameter_names
-from models.taxonomy import load_taxonomy
 
 
 def _template():

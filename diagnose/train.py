@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.metrics import exact_ci95
 from diagnose.model import DiagnoserConfig, MdsDiagnoser
 from featurize.smear import featurize_smear, parameter_ids, usable_cells
-from models.metrics import exact_ci95
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,8 @@ def evaluate_diagnoser(model: MdsDiagnoser, test: pd.DataFrame, resamples: int, 
 
 
 def train_diagnosis(out: Path, config: DiagnosisTrainConfig) -> dict:
+    from core.datasets import default_data_root
     from diagnose.report import cohort_heatmap_png, roc_png
-    from models.datasets import default_data_root
     from models.infer import CellPredictor
     from simulate.cohort import CohortConfig, simulate_cohort
     out = Path(out)

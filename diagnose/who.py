@@ -20,8 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from models.package_yaml import package_yaml
-from models.taxonomy import load_taxonomy
+from core.package_yaml import package_yaml
+from core.taxonomy import load_taxonomy
 
 
 @lru_cache(maxsize=1)

@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from models.taxonomy import load_taxonomy
+from core.taxonomy import load_taxonomy
 
 NOT_USABLE_TYPES = ("SMU", "ART")
 

@@ -13,9 +13,9 @@ from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-from models.errors import ModelLoadError
+from core.errors import ModelLoadError
+from core.taxonomy import load_taxonomy
 from models.runtime import export_onnx, select_runtime
-from models.taxonomy import load_taxonomy
 
 FORMAT = "mdsdx-cellnet/1"
 DEFAULT_DIR = Path(__file__).resolve().parent / "cellnet"
@@ -161,8 +161,8 @@ def add_onnx(model_dir: Path) -> Path:
         net, meta = load_cellnet(model_dir)
         path = export_onnx(net, model_dir / ONNX_FILE, int(meta["input"]["shape"][0]), outputs=ONNX_OUTPUTS)
     elif (model_dir / "akira.keras").is_file():
-        from models.akira.infer import ONNX_FILE as AKIRA_ONNX, load_akira
-        model, meta = load_akira(model_dir, runtime="keras")
+        from models.akira.artifact import ONNX_FILE as AKIRA_ONNX, load_akira_keras
+        model, meta = load_akira_keras(model_dir)
         path = export_onnx(model, model_dir / AKIRA_ONNX, int(meta["config"]["input_px"]))
     else:
         raise ModelLoadError(f"{model_dir}: no cellnet.keras or akira.keras to export")

@@ -121,9 +121,9 @@ def labelled_split_embeddings(model_dir: Path | str | None, splits: tuple[str, .
     """For the stage-1 model in ``model_dir`` (None: the shipped one), the embeddings (n, d) and WBCAtt
     targets (n, attributes) of each split's unaugmented crops with WBCAtt labels, keyed by split, and the
     attributes' group sizes. Used by the head diagnostics in scripts/."""
+    from core.datasets import attribute_targets, load_all, source_map
+    from core.preprocess import decode_all
     from models.artifact import input_geometry, load_cellnet
-    from models.datasets import attribute_targets, load_all, source_map
-    from models.train import _decode_all
     net, meta = load_cellnet(model_dir)
     px, field_of_view = input_geometry(meta)
     real = load_all(None)
@@ -132,7 +132,7 @@ def labelled_split_embeddings(model_dir: Path | str | None, splits: tuple[str, .
     x, t = {}, {}
     for split in splits:
         idx = np.flatnonzero(labelled & (real["split"].values == split))
-        x[split] = _embeddings(net, _decode_all(real["path"].iloc[idx].tolist(), px, threads, field_of_view), batch_size)[0]
+        x[split] = _embeddings(net, decode_all(real["path"].iloc[idx].tolist(), px, threads, field_of_view), batch_size)[0]
         t[split] = targets[idx]
     return x, t, [len(v) for v in source_map()["wbcatt_attributes"].values()]
 
@@ -143,11 +143,11 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
     validation-split accuracy of each attribute before and after. "After" is always the train-only
     fit's, a held-out figure, also when ``config.fit_on_validation`` then refits the saved head on
     train and validation."""
+    from core.datasets import attribute_targets, load_all, source_map
+    from core.errors import InvalidInput
+    from core.preprocess import decode_all
     from models.artifact import input_geometry, load_cellnet, resave_cellnet
-    from models.datasets import attribute_targets, load_all, source_map
-    from models.errors import InvalidInput
     from models.evaluate import _attribute_accuracy
-    from models.train import _decode_all
     model_dir = Path(model_dir)
     net, meta = load_cellnet(model_dir)
     px, field_of_view = input_geometry(meta)
@@ -162,7 +162,7 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
     views, old_logits = {}, {}
     for s, idx in split.items():
         log.info("embedding %d %s crops with WBCAtt attributes", len(idx), s)
-        images = _decode_all(real["path"].iloc[idx].tolist(), px, threads, field_of_view)
+        images = decode_all(real["path"].iloc[idx].tolist(), px, threads, field_of_view)
         first, old_logits[s] = _embeddings(net, images, config.batch_size)
         n_views = config.train_views if s == "train" or config.fit_on_validation else 1
         views[s] = [first] + [_embeddings(net, dihedral_view(images, v), config.batch_size)[0]

@@ -117,7 +117,7 @@ def calibrate(net, images: np.ndarray, frame: pd.DataFrame, batch_size: int = 12
     single = allowed.sum(1) == 1
     probs = softmax(type_logits[single] / t_type + bias, axis=1)
     correct = allowed[single][np.arange(single.sum()), probs.argmax(1)] > 0
-    from models.taxonomy import load_taxonomy
+    from core.taxonomy import load_taxonomy
     feature_probs = expit(feat_logits / t_feat)
     return {"type_temperature": t_type, "type_bias": [round(float(v), 6) for v in bias],
             "type_nll_validation": {"temperature_only": _partial_label_nll(type_logits / t_only, allowed),

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.datasets import attribute_targets, feature_targets, load_all, source_map
-from models.metrics import (binary_scores, expected_calibration_error, macro_sensitivity_ci95, normalised_confusion,
+from core.datasets import attribute_targets, feature_targets, load_all, source_map
+from core.metrics import (binary_scores, expected_calibration_error, macro_sensitivity_ci95, normalised_confusion,
                             one_vs_rest)
+from core.preprocess import export_size
+from core.taxonomy import load_taxonomy
 from models.model_card import fine_class_text
-from models.preprocess import export_size
-from models.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
 FINE_CLASSES = ["SNE", "BNE", "MMY", "MY", "PMY"]
@@ -100,20 +100,22 @@ def _plot_tsne(embedding: np.ndarray, labels: np.ndarray, path: Path, seed: int,
 def _predict(predictor, paths: list[str], export_px: int | None):
     if not export_px:
         return predictor.predict_files(paths)
-    from models.preprocess import as_export
+    from core.preprocess import as_export
     return predictor.predict_files([as_export(Path(p).read_bytes(), export_px) for p in paths], [Path(p).name for p in paths])
 
 
 def evaluate_cells(out: Path, model_dir: Path | None = None, data_root: Path | None = None,
-                   simulated_dir: Path | None = None, seed: int = 0, tsne_max: int = 3000, split: str = "test",
+                   simulated: pd.DataFrame | None = None, seed: int = 0, tsne_max: int = 3000, split: str = "test",
                    export_px: int | None = None) -> dict:
     """Evaluate the model on the held-out split and write the tables, plots and metrics.json.
 
+    ``simulated``: the simulator's cells with their targets (the frame of
+    :func:`simulate.training_set.read_training_set`; its rows of ``split`` are scored), or None.
+
     ``split="val"`` scores the validation split instead, to choose between trained models without
     reading the test split; the metric names stay those of the test report. ``export_px`` (e.g. 360)
-    first re-encodes every crop at an analyser's export size (:func:`models.preprocess.as_export`)."""
+    first re-encodes every crop at an analyser's export size (:func:`core.preprocess.as_export`)."""
     from models.infer import CellPredictor
-    from simulate.cells import allowed_types, label_vector, parse_feature_string
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tax = load_taxonomy()
@@ -151,18 +153,16 @@ def evaluate_cells(out: Path, model_dir: Path | None = None, data_root: Path | N
                                       **binary_scores(real_feat_t[known, j], rp.feature_probs[known, j])})
 
     sim_feature_rows, sim_true, sim_pred, sim_emb = [], np.array([]), np.array([]), None
-    if simulated_dir and (Path(simulated_dir) / "cells.csv").is_file():
-        sim = pd.read_csv(Path(simulated_dir) / "cells.csv", keep_default_na=False)
-        sim = sim[sim["split"] == split].reset_index(drop=True)
+    if simulated is not None:
+        sim = simulated[simulated["split"] == split].reset_index(drop=True)
         log.info("predicting %d simulated %s cells", len(sim), split)
-        sp = _predict(predictor, [str(Path(simulated_dir) / p) for p in sim["path"]], export_px)
-        sim_features = [parse_feature_string(f) for f in sim["features"]]
+        sp = _predict(predictor, sim["path"].tolist(), export_px)
         # a neutrophil whose nucleus a transform rewrote has no band / segmented truth: left out of Table 2
-        fine_known = np.array([len(allowed_types(t, f)) == 1 for t, f in zip(sim["cell_type"], sim_features)], bool)
+        fine_known = np.array([len(t) == 1 for t in sim["allowed_types"]], bool)
         sim_true = sim["cell_type"].values[fine_known]
         sim_pred = np.array(tax.type_abbrs)[sp.type_probs.argmax(1)][fine_known]
         sim_emb = sp.embedding[fine_known]
-        targets = np.stack([label_vector(t, f) for t, f in zip(sim["cell_type"], sim_features)])
+        targets = np.stack(list(sim["feature_target"]))
         for j, fid in enumerate(tax.feature_ids):
             known = targets[:, j] >= 0
             if known.any() and not np.isnan(sp.feature_probs[known, j]).all():

@@ -15,11 +15,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from core.errors import InvalidImage
+from core.preprocess import ImageLimits, load_cell_image
+from core.taxonomy import load_taxonomy
 from models.artifact import DEFAULT_DIR, input_geometry, load_cellnet, read_metadata, runtime_file
-from models.errors import InvalidImage
-from models.preprocess import ImageLimits, load_cell_image
 from models.runtime import OnnxModel, OpenVinoModel, open_runtime
-from models.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
 UNID = "UNID"

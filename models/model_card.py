@@ -107,8 +107,8 @@ def _int8_text(record: dict) -> str:
 
 
 def _input_text(meta: dict) -> str:
+    from core.preprocess import frame_px
     from models.artifact import input_geometry
-    from models.preprocess import frame_px
     px, field_of_view = input_geometry(meta)
     if field_of_view == 1.0:
         return f"{px}-px crops"
@@ -129,7 +129,7 @@ def _export_metrics(eval_dir: Path, version: str) -> dict:
 def export_metric_rows(eval_dir: Path, version: str) -> dict:
     """Card rows from a test-split evaluation of model ``version`` with ``--export-px`` (the same crops
     re-encoded as analyser exports): name -> (value, target)."""
-    from models.preprocess import export_size
+    from core.preprocess import export_size
     m = _export_metrics(eval_dir, version)
     size = "%d x %d px exports of the same crops" % export_size(m["export_px"])
     return {f"8 classic PBC groups, accuracy ({size})": (_pct(m["classic_group_accuracy_pbc"]), ">= 98 %"),
@@ -140,7 +140,7 @@ def export_metric_rows(eval_dir: Path, version: str) -> dict:
 
 def export_limit_text(eval_dir: Path, version: str) -> str:
     """The sentence of a stage-1 card's limits on the figures at an analyser's export size."""
-    from models.preprocess import export_size
+    from core.preprocess import export_size
     m = _export_metrics(eval_dir, version)
     return (" Scored on the same test crops re-encoded as %d x %d px analyser exports " % export_size(m["export_px"])
             + f"(`mdsdx evaluate cells --export-px {m['export_px']}`), the fine classes measure "

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.taxonomy import load_taxonomy
+from core.taxonomy import load_taxonomy
 
 
 def type_columns() -> list[str]:

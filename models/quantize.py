@@ -19,8 +19,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from core.errors import InvalidInput, ModelLoadError
 from models.artifact import checked_onnx_path, library_versions, sha256_of
-from models.errors import InvalidInput, ModelLoadError
 from models.runtime import OnnxModel, OpenVinoModel, bf16_support
 
 INT8_SUFFIX = ".int8.onnx"
@@ -76,7 +76,7 @@ def quantize_onnx(src: Path, dst: Path, batches: Iterable[np.ndarray], reduce_ra
 
 def train_split_crops(data_root: Path | None, n: int, seed: int, skip: int = 0) -> list[str]:
     """``n`` train-split crop paths of the shared data, a seeded sample after the first ``skip``."""
-    from models.datasets import load_all
+    from core.datasets import load_all
     frame = load_all(data_root)
     paths = frame.loc[frame["split"] == "train", "path"].sample(frac=1.0, random_state=seed).tolist()
     if len(paths) < skip + n:
@@ -95,7 +95,7 @@ def _kind(model_dir: Path) -> str:
 def _inputs(kind: str, meta: dict, images: Sequence) -> list[np.ndarray]:
     """Model input batches for the crops ``images`` (paths or bytes): 32 crops per batch for the
     stage-1 network; the 16 rotated views of one crop per batch for AKIRA."""
-    from models.preprocess import load_cell_image
+    from core.preprocess import load_cell_image
     if kind == "cellnet":
         from models.artifact import input_geometry
         px, field_of_view = input_geometry(meta)
@@ -116,7 +116,7 @@ def _agreement(kind: str, fp32: OnnxModel, reduced: OnnxModel | OpenVinoModel, b
     if kind == "cellnet":
         same = [fp32(x)["cell_type_logits"].argmax(1) == reduced(x)["cell_type_logits"].argmax(1) for x in batches]
         return {"same_top_type": float(np.concatenate(same).mean()), "crops": int(sum(len(x) for x in batches))}
-    from models.akira.labels import load_labels
+    from core.akira_labels import load_labels
     from models.akira.metrics import grades_from_scores
     dg = load_labels().focus_index
     a = np.array([fp32(x)["output"].max(0)[dg] for x in batches])

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from models.errors import ModelLoadError
+from core.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 OPSET = 17

@@ -11,19 +11,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from models.errors import InvalidInput
-
-
-def average_weights(weight_lists: list[list[np.ndarray]]) -> list[np.ndarray]:
-    """Element-wise mean of several models' ``get_weights()`` lists, each tensor in its own dtype."""
-    if len(weight_lists) < 2:
-        raise InvalidInput("a soup needs at least 2 models")
-    shapes = [[w.shape for w in ws] for ws in weight_lists]
-    if any(s != shapes[0] for s in shapes[1:]):
-        raise InvalidInput("the models' weight tensors differ in number or shape")
-    return [np.mean([ws[i] for ws in weight_lists], axis=0).astype(weight_lists[0][i].dtype)
-            for i in range(len(weight_lists[0]))]
+from core.errors import InvalidInput
+from core.preprocess import decode_all
+from models.train import TrainConfig, assemble, average_weights, recalibrate_batchnorm
 
 
 def _recipe(meta: dict) -> dict:
@@ -44,23 +36,21 @@ def _check_same_recipe(metas: list[dict], model_dirs: list[Path]) -> None:
                 raise InvalidInput(f"{d}: its {key} differs from {model_dirs[0]}'s; a soup averages models of one architecture")
 
 
-def average_saved(out: Path, model_dirs: list[Path], simulated_dir: str, data_root: str | None = None,
-                  threads: int = 2) -> Path:
+def average_saved(out: Path, model_dirs: list[Path], simulated: pd.DataFrame, simulated_dir: str,
+                  data_root: str | None = None, threads: int = 2) -> Path:
     """Average the stage-1 models in ``model_dirs``, re-estimate batch norm on the train split,
     recalibrate on the validation split and save to ``out`` (cellnet.keras + metadata.json).
 
-    ``simulated_dir`` must hold the simulated cells the members were trained with (cells.csv).
+    ``simulated``: the simulated cells the members were trained with, read from ``simulated_dir``
+    (:func:`simulate.training_set.read_training_set`); the folder is recorded in the metadata.
     """
     from models.artifact import input_geometry, load_cellnet, save_cellnet
     from models.calibrate import calibrate
     from models.cellnet import CellNetConfig
-    from models.train import TrainConfig, _decode_all, assemble, recalibrate_batchnorm
 
     model_dirs = [Path(d) for d in model_dirs]
     if len(model_dirs) < 2:
         raise InvalidInput("a soup needs at least 2 model folders")
-    if not simulated_dir or not (Path(simulated_dir) / "cells.csv").is_file():
-        raise InvalidInput("--simulated-dir: give the simulated cells the models were trained with (cells.csv inside)")
     loaded = [load_cellnet(d) for d in model_dirs]
     metas = [meta for _, meta in loaded]
     _check_same_recipe(metas, model_dirs)
@@ -71,9 +61,9 @@ def average_saved(out: Path, model_dirs: list[Path], simulated_dir: str, data_ro
     px, field_of_view = input_geometry(meta)
     config = TrainConfig(simulated_dir=str(simulated_dir), data_root=data_root, input_px=px,
                          field_of_view=field_of_view, threads=threads)
-    frame = assemble(config, Path(simulated_dir))
+    frame = assemble(config, simulated)
     frame = frame[frame["split"].isin(["train", "val"])].reset_index(drop=True)
-    images = _decode_all(frame["path"].tolist(), px, threads, field_of_view)
+    images = decode_all(frame["path"].tolist(), px, threads, field_of_view)
     train_idx = np.flatnonzero(frame["split"].to_numpy() == "train")
     val_idx = np.flatnonzero(frame["split"].to_numpy() == "val")
     recalibrate_batchnorm(net, images[train_idx], config.seed)

@@ -2,6 +2,8 @@
 
 Data: the real PBC and marrow crops (types; WBCAtt attributes and vacuoles) and the simulator's
 cells (dysplastic features and the types with no real images), each from its own ``train`` split;
+the simulated cells come in as the frame of :func:`simulate.training_set.read_training_set`, which
+the CLI makes (this package does not import the simulator);
 ``val`` drives early stopping, temperature scaling and the UNID threshold. Images are decoded
 once into memory at ``input_px`` and augmented per batch in tf.data.
 
@@ -15,7 +17,6 @@ import json
 import logging
 import sys
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.datasets import attribute_targets, feature_targets, load_all, source_map, type_targets
-from models.preprocess import centre_crop, frame_px, load_cell_image
-from models.taxonomy import load_taxonomy
+from core.datasets import attribute_targets, feature_targets, load_all, source_map, type_targets
+from core.preprocess import centre_crop, decode_all, frame_px
+from core.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,9 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     """Settings of one training run; ``mdsdx train cells --config FILE`` overrides any of them (YAML)."""
     data_root: str | None = None          # ../shared/data when None
-    simulated_dir: str | None = None      # output of simulate.training_set; made in <out>/simcells when None
+    simulated_dir: str | None = None      # output of simulate.training_set; the CLI makes <out>/simcells when None
     input_px: int = 128
-    field_of_view: float = 1.0            # the network sees the central share of each crop's side (models.preprocess)
+    field_of_view: float = 1.0            # the network sees the central share of each crop's side (core.preprocess)
     width: int = 16
     middle_width: int = 256
     middle_blocks: int = 8
@@ -59,7 +60,7 @@ class TrainConfig:
     threads: int = 2
 
     def __post_init__(self):
-        from models.errors import InvalidInput
+        from core.errors import InvalidInput
         try:
             frame_px(self.input_px, self.field_of_view)
         except ValueError as exc:
@@ -76,34 +77,20 @@ class TrainConfig:
             raise InvalidInput(f"swa_epochs: {self.swa_epochs} must lie between 0 and epochs ({self.epochs})")
 
 
-def _decode_all(paths: list[str], input_px: int, threads: int, field_of_view: float = 1.0) -> np.ndarray:
-    """Decode crops to (n, input_px, input_px, 3) uint8, as :func:`models.preprocess.load_cell_image`."""
-    from tqdm import tqdm
-    out = np.empty((len(paths), input_px, input_px, 3), np.uint8)
-    load = lambda p: load_cell_image(p, input_px, field_of_view=field_of_view)
-    with ThreadPoolExecutor(threads) as ex:
-        for i, arr in enumerate(tqdm(ex.map(load, paths), total=len(paths),
-                                     desc="decode", unit="img", mininterval=5)):
-            out[i] = arr
-    return out
-
-
-def assemble(config: TrainConfig, simulated_dir: Path) -> pd.DataFrame:
-    """One frame of every training image with its targets: real crops and simulated cells."""
-    from simulate.cells import allowed_types, label_vector, parse_feature_string
+def assemble(config: TrainConfig, simulated: pd.DataFrame) -> pd.DataFrame:
+    """One frame of every training image with its targets: the real crops of ``config.data_root`` and
+    the ``simulated`` cells (the frame of :func:`simulate.training_set.read_training_set`)."""
     real = load_all(config.data_root)
     real_rows = pd.DataFrame({"path": real["path"], "split": real["split"], "origin": "real",
                               "key": [t[0] if len(t) == 1 else "+".join(t) for t in real["cell_types"]]})
     real_rows["type_target"] = list(type_targets(real["cell_types"]))
     real_rows["feature_target"] = list(feature_targets(real))
     real_rows["attribute_target"] = list(attribute_targets(real))
-    sim = pd.read_csv(simulated_dir / "cells.csv", keep_default_na=False)
+    sim = simulated.reset_index(drop=True)
     n_attr = len(source_map()["wbcatt_attributes"])
-    sim_rows = pd.DataFrame({"path": [str(simulated_dir / p) for p in sim["path"]], "split": sim["split"],
-                             "origin": "simulated", "key": sim["cell_type"]})
-    sim_features = [parse_feature_string(f) for f in sim["features"]]
-    sim_rows["type_target"] = list(type_targets(pd.Series([allowed_types(t, f) for t, f in zip(sim["cell_type"], sim_features)])))
-    sim_rows["feature_target"] = [label_vector(t, f) for t, f in zip(sim["cell_type"], sim_features)]
+    sim_rows = pd.DataFrame({"path": sim["path"], "split": sim["split"], "origin": "simulated", "key": sim["cell_type"]})
+    sim_rows["type_target"] = list(type_targets(pd.Series(list(sim["allowed_types"]), dtype=object)))
+    sim_rows["feature_target"] = list(sim["feature_target"])
     sim_rows["attribute_target"] = [np.full(n_attr, -1, np.int32)] * len(sim)
     return pd.concat([real_rows, sim_rows], ignore_index=True)
 
@@ -216,8 +203,8 @@ def load_initial_weights(net, trainer, path: Path, grow: bool = False) -> None:
     ``grow``, ``path`` is a saved model narrower than ``net``, widened by :func:`models.grow.grow_weights`."""
     import keras
 
+    from core.errors import InvalidInput
     from models.artifact import copy_weights_by_name
-    from models.errors import InvalidInput
     if not path.is_file():
         raise InvalidInput(f"{path}: no such weights file")
     if grow:
@@ -251,7 +238,7 @@ def sampling_weights(keys: pd.Series, origins: pd.Series, balance_power: float,
     """Sampling probability of each training image (sums to 1): ``count(key) ** -balance_power``,
     real and simulated images of a key counted together, times ``real_boost[key]`` for the real
     crops of the keys listed. A key is a type abbreviation, or types joined by '+'."""
-    from models.errors import InvalidInput
+    from core.errors import InvalidInput
     boost = real_boost or {}
     counts = keys.value_counts()
     unknown = sorted(set(boost) - set(keys[origins == "real"]))
@@ -266,11 +253,23 @@ def _epoch_weights_path(out: Path, epoch: int) -> Path:
     return out / "epochs" / f"epoch{epoch:03d}.weights.h5"
 
 
+def average_weights(weight_lists: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """Element-wise mean of several models' ``get_weights()`` lists, each tensor in its own dtype: the
+    weights of stochastic weight averaging here and of a model soup (:mod:`models.soup`)."""
+    from core.errors import InvalidInput
+    if len(weight_lists) < 2:
+        raise InvalidInput("a soup needs at least 2 models")
+    shapes = [[w.shape for w in ws] for ws in weight_lists]
+    if any(s != shapes[0] for s in shapes[1:]):
+        raise InvalidInput("the models' weight tensors differ in number or shape")
+    return [np.mean([ws[i] for ws in weight_lists], axis=0).astype(weight_lists[0][i].dtype)
+            for i in range(len(weight_lists[0]))]
+
+
 def _load_swa_weights(trainer, out: Path, last_epoch: int, swa_epochs: int) -> None:
     """Set ``trainer`` to the element-wise mean of the weights saved after epochs
     ``last_epoch - swa_epochs + 1 .. last_epoch`` (stochastic weight averaging, Izmailov et al. 2018);
     batch norm is re-estimated afterwards, as SWA requires."""
-    from models.soup import average_weights
     epochs = range(last_epoch - swa_epochs + 1, last_epoch + 1)
     snapshots = []
     for e in epochs:
@@ -280,8 +279,11 @@ def _load_swa_weights(trainer, out: Path, last_epoch: int, swa_epochs: int) -> N
     log.info("weights averaged over epochs %d-%d (SWA)", epochs[0], epochs[-1])
 
 
-def train_cells(out: Path, config: TrainConfig) -> Path:
-    """Train, calibrate and save ``<out>/cellnet.keras`` with ``metadata.json``; returns the model path."""
+def train_cells(out: Path, config: TrainConfig, simulated: pd.DataFrame) -> Path:
+    """Train, calibrate and save ``<out>/cellnet.keras`` with ``metadata.json``; returns the model path.
+
+    ``simulated``: the simulated cells (:func:`simulate.training_set.read_training_set` of
+    ``config.simulated_dir``, which ``mdsdx train cells`` makes in ``<out>/simcells`` when unset)."""
     import keras
     import tensorflow as tf
 
@@ -295,17 +297,12 @@ def train_cells(out: Path, config: TrainConfig) -> Path:
     keras.utils.set_random_seed(config.seed)
     (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2))
 
-    sim_dir = Path(config.simulated_dir) if config.simulated_dir else out / "simcells"
-    if not (sim_dir / "cells.csv").is_file():
-        from simulate.training_set import make_training_set
-        log.info("simulating training cells into %s", sim_dir)
-        make_training_set(load_all(config.data_root), sim_dir, seed=config.seed)
-    frame = assemble(config, sim_dir)
+    frame = assemble(config, simulated)
     fit_idx = np.flatnonzero(frame["split"].isin(["train", "val"]).values)
     frame = frame.iloc[fit_idx].reset_index(drop=True)
     source_px = frame_px(config.input_px, config.field_of_view)
     log.info("decoding %d images at %d px (the network sees the central %d px)", len(frame), source_px, config.input_px)
-    full_images = _decode_all(frame["path"].tolist(), source_px, config.threads)  # augmentation crops after its warp
+    full_images = decode_all(frame["path"].tolist(), source_px, config.threads)  # augmentation crops after its warp
     images = centre_crop(full_images, config.input_px)
     train_idx = np.flatnonzero(frame["split"].values == "train")
     val_idx = np.flatnonzero(frame["split"].values == "val")
@@ -386,20 +383,17 @@ def train_cells(out: Path, config: TrainConfig) -> Path:
                         training={"config": asdict(config), "n_train": int(len(train_idx)), "n_val": int(len(val_idx))})
 
 
-def recalibrate_saved(model_dir: Path, config: TrainConfig) -> dict:
+def recalibrate_saved(model_dir: Path, config: TrainConfig, simulated: pd.DataFrame) -> dict:
     """Refit the calibration of a saved stage-1 model on the validation split its training used
-    (``config.simulated_dir`` must be that run's simulated cells) and rewrite its metadata."""
+    (``simulated`` must be that run's simulated cells, as in :func:`train_cells`) and rewrite its metadata."""
     from models.artifact import input_geometry, load_cellnet
     from models.calibrate import calibrate
-    from models.errors import InvalidInput
-    if not config.simulated_dir or not (Path(config.simulated_dir) / "cells.csv").is_file():
-        raise InvalidInput("--simulated-dir: give the simulated cells the model was trained with (cells.csv inside)")
     model_dir = Path(model_dir)
     net, meta = load_cellnet(model_dir)
-    frame = assemble(config, Path(config.simulated_dir))
+    frame = assemble(config, simulated)
     val = frame[frame["split"] == "val"].reset_index(drop=True)
     px, field_of_view = input_geometry(meta)
-    images = _decode_all(val["path"].tolist(), px, config.threads, field_of_view)
+    images = decode_all(val["path"].tolist(), px, config.threads, field_of_view)
     meta["calibration"] = calibrate(net, images, val)
     # New probabilities from the same weights: a new version, so reports say which calibration made them.
     now = datetime.now(timezone.utc)

@@ -9,12 +9,12 @@ import sys
 
 import numpy as np
 
+from core.datasets import attribute_targets, load_all, source_map
+from core.preprocess import decode_all
+from core.taxonomy import load_taxonomy
 from models.artifact import input_geometry, load_cellnet
 from models.attribute_head import AttributeHeadConfig, fit_attribute_head
-from models.datasets import attribute_targets, load_all, source_map
 from models.evaluate import _attribute_accuracy
-from models.taxonomy import load_taxonomy
-from models.train import _decode_all
 
 WBCATT_TYPES = {"Neutrophil": ["SNE", "BNE"], "Eosinophil": ["EO"], "Basophil": ["BA"],
                 "Lymphocyte": ["LY", "VLY"], "Monocyte": ["MO"]}
@@ -29,7 +29,7 @@ labelled = (targets >= 0).any(1)
 data = {}
 for split in ("train", "val"):
     idx = np.flatnonzero(labelled & (real["split"].values == split))
-    images = _decode_all(real["path"].iloc[idx].tolist(), px, 2, field_of_view)
+    images = decode_all(real["path"].iloc[idx].tolist(), px, 2, field_of_view)
     parts = [net.predict(images[i:i + 512].astype("float32"), batch_size=64, verbose=0) for i in range(0, len(images), 512)]
     probs = np.concatenate([np.asarray(p["cell_type"]) for p in parts])
     group_p = np.stack([probs[:, [abbrs.index(a) for a in members]].sum(1) for members in WBCATT_TYPES.values()], 1)

@@ -9,9 +9,9 @@ import numpy as np
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.preprocessing import StandardScaler
 
+from core.datasets import attribute_targets, load_all, source_map
+from core.preprocess import decode_all
 from models.artifact import input_geometry, load_cellnet
-from models.datasets import attribute_targets, load_all, source_map
-from models.train import _decode_all
 
 net, meta = load_cellnet("models/cellnet")
 px, field_of_view = input_geometry(meta)
@@ -23,7 +23,7 @@ labelled = (targets >= 0).any(1)
 data = {}
 for split in ("train", "val"):
     idx = np.flatnonzero(labelled & (real["split"].values == split))
-    images = _decode_all(real["path"].iloc[idx].tolist(), px, 2, field_of_view)
+    images = decode_all(real["path"].iloc[idx].tolist(), px, 2, field_of_view)
     parts = [feat.predict(images[i:i + 512].astype("float32"), batch_size=64, verbose=0) for i in range(0, len(images), 512)]
     data[split] = ({k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in ("embedding", "block11")}, targets[idx])
 vocab = list(source_map()["wbcatt_attributes"])

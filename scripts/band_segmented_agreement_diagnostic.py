@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import cohen_kappa_score
 
-from models.datasets import load_all
+from core.datasets import load_all
+from core.taxonomy import load_taxonomy
 from models.infer import CellPredictor
-from models.taxonomy import load_taxonomy
 
 PBC_CALL = {"segmented_neutrophil": "SNE", "band_neutrophil": "BNE"}
 

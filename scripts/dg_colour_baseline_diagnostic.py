@@ -37,8 +37,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from core.akira_labels import load_labels
 from models.akira.data import counted_as_grade0, oversample_dg
-from models.akira.labels import load_labels
 from simulate.segment import segment_cell
 from simulate.transforms import _inner_cytoplasm, granule_texture_energy
 

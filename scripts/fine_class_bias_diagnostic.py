@@ -13,9 +13,9 @@ The calibrated argmax is already about as good a decision rule as biases can giv
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from models.datasets import load_all
+from core.datasets import load_all
+from core.taxonomy import load_taxonomy
 from models.evaluate import FINE_CLASSES
-from models.taxonomy import load_taxonomy
 
 GRID = np.linspace(-1.5, 1.5, 31)
 

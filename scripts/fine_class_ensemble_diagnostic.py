@@ -8,10 +8,10 @@ averages runs/soup_fov2 (14 + 15, shipped) 85.79 %, runs/soup_fov3 (14 + 15 + 16
 are no teacher for distilling a better single model."""
 import numpy as np
 from sklearn.metrics import recall_score
-from models.datasets import load_all
+from core.datasets import load_all
+from core.taxonomy import load_taxonomy
 from models.evaluate import FINE_CLASSES
 from models.infer import CellPredictor
-from models.taxonomy import load_taxonomy
 abbrs = np.array(load_taxonomy().type_abbrs)
 real = load_all(None)
 real = real[(real["split"] == "val") & (real["source"] == "pbc") & (real["cell_types"].map(len) == 1)]

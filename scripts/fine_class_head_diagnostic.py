@@ -1,10 +1,10 @@
 """Diagnostic only (python scripts/fine_class_head_diagnostic.py; writes nothing): within the 5 fine classes, the trained head's argmax vs a logistic regression
 fitted on frozen train-split embeddings, scored on the validation split (never the test split)."""
 import numpy as np, pandas as pd
+from core.datasets import load_all
+from core.preprocess import decode_all
+from core.taxonomy import load_taxonomy
 from models.artifact import input_geometry, load_cellnet
-from models.datasets import load_all
-from models.train import _decode_all
-from models.taxonomy import load_taxonomy
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import recall_score
 FINE = ["SNE", "BNE", "MMY", "MY", "PMY"]
@@ -15,7 +15,7 @@ r = load_all(None); r = r[(r.source == "pbc") & r.cell_types.map(lambda t: len(t
 out = {}
 for s in ("train", "val"):
     f = r[r.split == s]
-    x = _decode_all(f.path.tolist(), px, 2, field_of_view).astype("float32")
+    x = decode_all(f.path.tolist(), px, 2, field_of_view).astype("float32")
     p = net.predict(x, batch_size=64, verbose=0)
     out[s] = (np.asarray(p["embedding"]), np.asarray(p["cell_type_logits"]), f.cell_types.map(lambda t: t[0]).values)
 cal = meta["calibration"]; b = np.asarray(cal.get("type_bias", np.zeros(17)))

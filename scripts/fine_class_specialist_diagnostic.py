@@ -17,11 +17,12 @@ import numpy as np
 import tensorflow as tf
 from sklearn.metrics import recall_score
 
+from core.datasets import load_all
+from core.preprocess import decode_all
+from core.taxonomy import load_taxonomy
 from models.artifact import input_geometry, load_cellnet
-from models.datasets import load_all
 from models.evaluate import FINE_CLASSES
-from models.taxonomy import load_taxonomy
-from models.train import _augment_fn, _decode_all
+from models.train import _augment_fn
 
 FINE = FINE_CLASSES
 px = int(sys.argv[1]) if len(sys.argv) > 1 else 192
@@ -38,10 +39,10 @@ tr = np.flatnonzero(real["split"].values == "train")
 va = np.flatnonzero(real["split"].values == "val")
 print("train", np.bincount(y_all[tr]), "val", np.bincount(y_all[va]), flush=True)
 net, meta = load_cellnet("models/cellnet")
-imgs = _decode_all(real["path"].tolist(), px, 2, input_geometry(meta)[1])
+imgs = decode_all(real["path"].tolist(), px, 2, input_geometry(meta)[1])
 if px != int(meta["input"]["shape"][0]):
-    from models.cellnet import CellNetConfig, build_cellnet
     from models.artifact import copy_weights_by_name
+    from models.cellnet import CellNetConfig, build_cellnet
     cfg = CellNetConfig(**{**meta["architecture"], "input_px": px})
     new = build_cellnet(cfg)
     copy_weights_by_name(net, new.layers)

@@ -6,10 +6,10 @@ each view costs a forward pass, so `mdsdx cells classify` stays single-view."""
 import numpy as np
 from sklearn.metrics import recall_score
 
-from models.datasets import load_all
+from core.datasets import load_all
+from core.taxonomy import load_taxonomy
 from models.evaluate import FINE_CLASSES
 from models.infer import CellPredictor
-from models.taxonomy import load_taxonomy
 
 abbrs = load_taxonomy().type_abbrs
 real = load_all(None)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from models.datasets import load_all, source_map
+from core.datasets import load_all, source_map
 from models.infer import CellPredictor
 from models.quantize import _inputs, _onnx_quantization, train_split_crops
 from models.runtime import OnnxModel

@@ -17,11 +17,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import recall_score
 from sklearn.preprocessing import StandardScaler
 
+from core.datasets import attribute_targets, load_all, source_map
+from core.preprocess import decode_all
 from models.artifact import input_geometry, load_cellnet
 from models.attribute_head import AttributeHeadConfig, _embeddings, fit_attribute_head
-from models.datasets import attribute_targets, load_all, source_map
 from models.evaluate import FINE_CLASSES, _attribute_accuracy
-from models.train import _decode_all
 from simulate.segment import segment_cell
 
 warnings.simplefilter("ignore")
@@ -58,7 +58,7 @@ D = {}
 for s in ("train", "val"):
     idx = np.flatnonzero((lab | fine) & (real["split"].values == s))
     paths = real["path"].iloc[idx].tolist()
-    emb = _embeddings(net, _decode_all(paths, px, 2, field_of_view), 64)[0]
+    emb = _embeddings(net, decode_all(paths, px, 2, field_of_view), 64)[0]
     with ThreadPoolExecutor(2) as ex:
         mf = np.array(list(ex.map(morph, paths)), float)
     D[s] = dict(emb=emb, mf=mf, t=t[idx], lab=lab[idx], fine=fine[idx], y=real["cell_types"].iloc[idx].map(lambda c: c[0]).values)

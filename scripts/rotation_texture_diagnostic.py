@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from models.datasets import load_all
+from core.datasets import load_all
 from simulate.segment import CellMasks, segment_cell
 from simulate.transforms import decreased_granules, granule_texture_energy
 

@@ -30,8 +30,8 @@ def _secret_key(home: Path) -> str:
 
 def load_models(app: Flask) -> None:
     """Load the stage-1 model, the diagnoser and AKIRA once for this process."""
+    from core.preprocess import ImageLimits
     from diagnose.pipeline import SmearDiagnosisPipeline
-    from models.preprocess import ImageLimits
     cfg: ServiceConfig = app.config["MDSDX"]
     limits = ImageLimits(max_image_bytes=cfg.max_image_bytes, max_image_pixels=cfg.max_image_pixels)
     ext = app.extensions["mdsdx"]

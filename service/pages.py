@@ -110,7 +110,7 @@ def model_card(kind):
 @bp.route("/upload", methods=["GET", "POST"])
 @require_login
 def upload():
-    from models.errors import MdsdxError
+    from core.errors import MdsdxError
     from service.smears import submit_smear
     from service.uploads import UploadError, read_smear_upload
     cfg = current_app.config["MDSDX"]

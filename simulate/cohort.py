@@ -22,9 +22,9 @@ import pandas as pd
 import yaml
 from PIL import Image
 
-from models.datasets import load_marrow, load_pbc
-from models.errors import DataNotFound, InvalidInput
-from models.taxonomy import load_taxonomy
+from core.datasets import load_marrow, load_pbc
+from core.errors import DataNotFound, InvalidInput
+from core.taxonomy import load_taxonomy
 from simulate.cells import CropPool, make_cell
 from simulate.filters import blur_rgb
 from simulate.partition import splits_for

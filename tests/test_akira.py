@@ -10,11 +10,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import synthetic_cell
+from core.akira_labels import load_labels
+from core.errors import InvalidInput
 from models.akira.augment import augment, blank_smear_colour, rotation_views
-from models.akira.data import TABLE1_CELLS, TABLE1_GRADES, table1_rows, oversample_dg
+from models.akira.data import oversample_dg
 from models.akira.infer import gate
-from models.akira.labels import load_labels
-from models.errors import InvalidInput
+from simulate.label_table import TABLE1_CELLS, TABLE1_GRADES, table1_rows
 
 L = load_labels()
 
@@ -355,7 +356,7 @@ def test_extra_training_images_join_training_parts_only(tmp_path, monkeypatch):
 
 
 def test_label_table_from_one_source_and_split(tmp_path):
-    from models.akira.data import LabelTableConfig, build_label_table
+    from simulate.label_table import LabelTableConfig, build_label_table
     rows = []
     for source, label in (("marrow", "segmented_neutrophil"), ("pbc", "band_neutrophil"), ("pbc", "lymphocyte")):
         for split in ("train", "val"):
@@ -375,7 +376,8 @@ def test_label_table_from_one_source_and_split(tmp_path):
 
 
 def test_label_table_of_normal_neutrophils_only(tmp_path):
-    from models.akira.data import LabelTableConfig, build_label_table, load_labels
+    from core.akira_labels import load_labels
+    from simulate.label_table import LabelTableConfig, build_label_table
     rows = []
     for label in ("segmented_neutrophil", "band_neutrophil"):
         for k in range(6):

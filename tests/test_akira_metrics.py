@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from models.akira.labels import load_labels
+from core.akira_labels import load_labels
 from models.akira.metrics import metrics_from_confusion, metrics_from_scores, rates_by_group
 
 # Mori et al. 2020, Table 2: rows true DG0-3, columns predicted DG0-3.

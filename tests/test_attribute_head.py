@@ -61,11 +61,11 @@ def test_refit_rewrites_the_saved_model_and_its_version(tmp_path, tiny_models, m
     import pandas as pd
     from PIL import Image
 
-    import models.datasets
+    import core.datasets
     from conftest import synthetic_cell
+    from core.errors import InvalidInput
     from models.artifact import load_cellnet
     from models.attribute_head import refit_saved
-    from models.errors import InvalidInput
     model = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], model)
     rows = []
@@ -74,7 +74,7 @@ def test_refit_rewrites_the_saved_model_and_its_version(tmp_path, tiny_models, m
         Image.fromarray(synthetic_cell(64, seed=i)).save(path)
         rows.append({"path": str(path), "split": "val" if i >= 18 else "train",
                      "cell_size": ["small", "big"][i % 2], "granularity": ["no", "yes"][(i // 2) % 2]})
-    monkeypatch.setattr(models.datasets, "load_all", lambda root: pd.DataFrame(rows))
+    monkeypatch.setattr(core.datasets, "load_all", lambda root: pd.DataFrame(rows))
     before = json.loads((model / "metadata.json").read_text())["version"]
     report = refit_saved(model, config=AttributeHeadConfig(cs=(1.0,), folds=2))
     net, meta = load_cellnet(model)
@@ -93,7 +93,7 @@ def test_refit_rewrites_the_saved_model_and_its_version(tmp_path, tiny_models, m
     assert not np.allclose(refitted_kernel[:, :2], kernel[:, :2])  # the saved head also learnt from the 6 val crops
     views = refit_saved(model, config=AttributeHeadConfig(cs=(1.0,), folds=2, fit_on_validation=True, train_views=2))
     assert views["fit_splits"] == ["train", "val"] and views["n_train"] == 18
-    monkeypatch.setattr(models.datasets, "load_all", lambda root: pd.DataFrame(rows).assign(split="test"))
+    monkeypatch.setattr(core.datasets, "load_all", lambda root: pd.DataFrame(rows).assign(split="test"))
     with pytest.raises(InvalidInput, match="WBCAtt"):
         refit_saved(model, config=AttributeHeadConfig(cs=(1.0,), folds=2))
 

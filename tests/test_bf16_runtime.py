@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import jpeg_bytes
-from models.errors import ModelLoadError
+from core.errors import ModelLoadError
 from models.infer import CellPredictor
 from models.runtime import bf16_support, select_runtime
 

@@ -74,14 +74,14 @@ def test_recalibrating_a_saved_model_gives_it_a_new_version(tmp_path, tiny_model
     (tmp_path / "sim").mkdir()
     (tmp_path / "sim" / "cells.csv").write_text("path\n")
     monkeypatch.setattr(models.train, "assemble", lambda config, sim: pd.DataFrame({"path": ["a.jpg"], "split": ["val"]}))
-    monkeypatch.setattr(models.train, "_decode_all", lambda paths, px, threads, field_of_view=1.0: np.zeros((len(paths), px, px, 3)))
+    monkeypatch.setattr(models.train, "decode_all", lambda paths, px, threads, field_of_view=1.0: np.zeros((len(paths), px, px, 3)))
     monkeypatch.setattr(models.calibrate, "calibrate", lambda net, images, val: {"type_temperature": 1.5,
                         "feature_temperature": 1.0, "unid_threshold": 0.4})
-    recalibrate_saved(folder, TrainConfig(simulated_dir=tmp_path / "sim"))
+    recalibrate_saved(folder, TrainConfig(simulated_dir=tmp_path / "sim"), pd.DataFrame())
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["weights_version"] == "cellnet-tiny-test"
     assert meta["version"].startswith("cellnet-tiny-test-cal") and meta["calibration"]["type_temperature"] == 1.5
     assert "fitted" in meta["calibration"]
-    recalibrate_saved(folder, TrainConfig(simulated_dir=tmp_path / "sim"))
+    recalibrate_saved(folder, TrainConfig(simulated_dir=tmp_path / "sim"), pd.DataFrame())
     again = json.loads((folder / "metadata.json").read_text())
     assert again["weights_version"] == "cellnet-tiny-test" and again["version"].count("-cal") == 1

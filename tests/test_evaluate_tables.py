@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
+from core.taxonomy import load_taxonomy
 from models.evaluate import _table2
-from models.taxonomy import load_taxonomy
 
 
 def test_table2_scores_real_and_simulated_cells_apart():
@@ -50,7 +50,7 @@ def test_export_rows_of_a_model_card_come_from_an_export_evaluation_of_the_same_
 
 
 def test_the_fine_class_interval_brackets_the_macro_sensitivity_and_narrows_with_more_crops():
-    from models.metrics import macro_sensitivity_ci95, one_vs_rest
+    from core.metrics import macro_sensitivity_ci95, one_vs_rest
     labels = ["SNE", "BNE", "MMY"]
     # per label 80 crops: 72, 64 and 68 called right (90, 80 and 85 %), the misses called the next label
     y_true = np.repeat(labels, 80)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import jpeg_bytes
-from models.errors import ModelLoadError
+from core.errors import ModelLoadError
 from models.infer import CellPredictor
 
 
@@ -60,9 +60,9 @@ def test_altered_or_missing_onnx_file(tiny_models, tmp_path):
 def test_predictor_uses_the_saved_field_of_view(tmp_path):
     """A model trained on the central share of each crop is served the same window; older metadata
     without the key means the whole crop."""
+    from core.preprocess import load_cell_image
     from models.artifact import input_geometry, save_cellnet
     from models.cellnet import CellNetConfig, build_cellnet
-    from models.preprocess import load_cell_image
     cfg = CellNetConfig(input_px=32, field_of_view=0.5, width=4, middle_width=16, middle_blocks=1, exit_width=32)
     net = build_cellnet(cfg)
     save_cellnet(net, cfg, tmp_path / "fov", calibration={"type_temperature": 1.0, "feature_temperature": 1.0,

@@ -63,8 +63,8 @@ AKIRA = ROOT / "models" / "akira_compact"
 
 @pytest.mark.skipif(not (AKIRA / "akira.keras").is_file(), reason="the shipped AKIRA model is not in this checkout")
 def test_shipped_akira_contract():
+    from core.akira_labels import load_labels
     from models.akira.infer import GranuleScorer
-    from models.akira.labels import load_labels
     meta = json.loads((AKIRA / "metadata.json").read_text())
     assert (AKIRA / "akira.keras").stat().st_size <= 20e6
     assert (AKIRA / "MODEL_CARD.md").is_file() and (AKIRA / "model_card.json").is_file()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from models.errors import InvalidInput
+from core.errors import InvalidInput
 from models.soup import average_weights
 from service.cli import cli
 

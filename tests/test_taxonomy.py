@@ -2,7 +2,7 @@ import json
 
 from click.testing import CliRunner
 
-from models.taxonomy import LINEAGES, SOURCES, load_taxonomy
+from core.taxonomy import LINEAGES, SOURCES, load_taxonomy
 from service.cli import cli
 
 KIMURA_TABLE3 = [

@@ -3,9 +3,9 @@ import keras
 import numpy as np
 import pytest
 
+from core.errors import InvalidInput
 from models.artifact import save_cellnet
 from models.cellnet import CellNetConfig, build_cellnet
-from models.errors import InvalidInput
 from models.train import load_initial_weights
 
 TINY = CellNetConfig(input_px=32, width=4, middle_width=16, middle_blocks=1, exit_width=32)
@@ -52,13 +52,14 @@ def test_training_frame_gives_a_rewritten_neutrophil_a_partial_type_label(tmp_pa
     import pandas as pd
 
     import models.train
-    from models.taxonomy import load_taxonomy
+    from core.taxonomy import load_taxonomy
+    from simulate.training_set import read_training_set
     real = pd.DataFrame({"path": ["r.jpg"], "split": ["train"], "cell_types": [("MY",)]})
     monkeypatch.setattr(models.train, "load_all", lambda root: real)
     pd.DataFrame({"path": ["train/a.jpg", "train/b.jpg"], "cell_type": ["SNE", "BNE"],
                   "features": ["neu_pseudo_pelger:2", "neu_degranulation:3"], "split": ["train", "train"],
                   "source_file": ["x", "y"]}).to_csv(tmp_path / "cells.csv", index=False)
-    frame = models.train.assemble(models.train.TrainConfig(), tmp_path)
+    frame = models.train.assemble(models.train.TrainConfig(), read_training_set(tmp_path))
     abbrs = load_taxonomy().type_abbrs
     allowed = [{abbrs[i] for i in np.flatnonzero(t)} for t in frame["type_target"]]
     assert allowed == [{"MY"}, {"SNE", "BNE"}, {"BNE"}]

@@ -8,7 +8,6 @@ gated score is kept for ROC analysis.
 """
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,17 +15,15 @@ from typing import Sequence
 
 import numpy as np
 
+from core.akira_labels import load_labels
+from core.preprocess import ImageLimits, load_cell_image
+from models.akira.artifact import DEFAULT_DIR, load_akira_keras, read_akira_metadata
 from models.akira.augment import DEFAULT_INTERPOLATION, rotation_views, saved_interpolation
-from models.akira.labels import load_labels
 from models.akira.metrics import grades_from_scores
-from models.errors import ModelLoadError
-from models.preprocess import ImageLimits, load_cell_image
+from models.artifact import runtime_file
 from models.runtime import OnnxModel, OpenVinoModel, open_runtime
 
-FORMAT = "mdsdx-akira/1"
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "akira_compact"
 N_VIEWS = 16
-ONNX_FILE = "akira.onnx"
 
 
 @dataclass
@@ -62,25 +59,12 @@ def load_akira(model_dir: Path | None = None, runtime: str | None = None):
     its checked ``akira.onnx`` (or, for ``runtime`` ``int8``, its quantised file) and ``runtime`` is
     not ``keras`` (an :class:`~models.runtime.OpenVinoModel` of the same file for ``bf16``),
     otherwise the Keras model."""
-    from models.artifact import runtime_file
     model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
-    meta_path = model_dir / "metadata.json"
-    if not (model_dir / "akira.keras").is_file() or not meta_path.is_file():
-        raise ModelLoadError(f"{model_dir}: expected akira.keras and metadata.json (train one with `mdsdx granules train`)")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format") != FORMAT or meta.get("outputs") != list(load_labels().ids):
-        raise ModelLoadError(f"{meta_path}: not an AKIRA model of this version (format or output order differ)")
+    meta = read_akira_metadata(model_dir)
     choice, onnx_path = runtime_file(model_dir, meta, runtime)
     if onnx_path is not None:
         return open_runtime(choice, onnx_path, threads=2), meta
-    import keras
-
-    import models.akira.net  # noqa: F401  (registers the custom layers)
-    try:
-        model = keras.models.load_model(model_dir / "akira.keras", compile=False)
-    except Exception as exc:
-        raise ModelLoadError(f"{model_dir / 'akira.keras'}: cannot be read by keras ({exc})") from exc
-    return model, meta
+    return load_akira_keras(model_dir)
 
 
 def _forward_of(model):

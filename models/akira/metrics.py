@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.metrics import exact_ci95
+from core.metrics import exact_ci95
 
 
 def _rates(tp: float, fp: float, tn: float, fn: float) -> dict:

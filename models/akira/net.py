@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from models.akira.labels import load_labels
+from core.akira_labels import load_labels
 
 
 @dataclass(frozen=True)

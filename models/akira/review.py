@@ -17,9 +17,9 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
+from core.akira_labels import load_labels
+from core.errors import InvalidInput
 from models.akira.data import crop_sources, read_label_table
-from models.akira.labels import load_labels
-from models.errors import InvalidInput
 
 
 def export_review(cv_dir: Path, labels_dir: Path, out: Path) -> pd.DataFrame:

@@ -26,13 +26,13 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from core.akira_labels import load_labels
+from core.errors import InvalidInput
 from models.akira.augment import DEFAULT_INTERPOLATION, augment, rotation_resample
 from models.akira.data import counted_as_grade0, crop_sources, oversample_dg, read_label_table, shared_crops
-from models.akira.labels import load_labels
 from models.akira.metrics import metrics_from_scores, rates_by_group
 from models.akira.net import AkiraConfig
 from models.akira.resume import EpochCheckpoints, ResumeState, run_fingerprint
-from models.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -407,7 +407,7 @@ def train_final(labels_dir: Path, out: Path, config: AkiraTrainConfig) -> Path:
 
 def save_akira(model, config: AkiraTrainConfig, out: Path, extra: dict | None = None, version: str | None = None) -> Path:
     """Save ``akira.keras`` and its ``metadata.json`` (format, output order, maxval, config)."""
-    from models.akira.infer import FORMAT, ONNX_FILE
+    from models.akira.artifact import FORMAT, ONNX_FILE
     from models.artifact import library_versions, onnx_record
     from models.runtime import export_onnx
     labels = load_labels()

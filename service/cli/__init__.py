@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from models.errors import MdsdxError
+from core.errors import MdsdxError
 from service.cli.cells import cells
 from service.cli.diagnose import diagnose
 from service.cli.evaluate import evaluate

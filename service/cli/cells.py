@@ -5,12 +5,12 @@ from pathlib import Path
 
 import click
 
-from models.preprocess import IMAGE_SUFFIXES
+from core.preprocess import IMAGE_SUFFIXES
 
 
 def find_images(paths: tuple[str, ...]) -> list[Path]:
     """Image files among ``paths``, folders searched recursively, in a stable order."""
-    from models.errors import InvalidInput
+    from core.errors import InvalidInput
     found: list[Path] = []
     for raw in paths:
         p = Path(raw)
@@ -50,7 +50,7 @@ def classify(paths, out: Path, model_dir, batch_size: int) -> None:
     bad = {i for i, _ in preds.failed}
     ok = [str(f) for i, f in enumerate(files) if i not in bad]
     if not ok:
-        from models.errors import InvalidInput
+        from core.errors import InvalidInput
         raise InvalidInput("none of the images could be decoded")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".part")

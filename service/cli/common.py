@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import yaml
 
-from models.errors import InvalidInput
+from core.errors import InvalidInput
 
 
 def seed_option(default: int = 0):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from models.preprocess import IMAGE_SUFFIXES
+from core.preprocess import IMAGE_SUFFIXES
 
 
 @click.command()
@@ -23,9 +23,9 @@ def diagnose(smear_dirs, out: Path, report_dir: Path | None, cell_model, diagnos
     import pandas as pd
     from tqdm import tqdm
 
+    from core.errors import InvalidInput, MdsdxError
     from diagnose.pipeline import SmearDiagnosisPipeline
     from diagnose.report import cohort_heatmap_png, file_data_uri, render_smear_report
-    from models.errors import InvalidInput, MdsdxError
     from models.model_card import fine_class_caution
     pipeline = SmearDiagnosisPipeline(cell_model, diagnoser)
     caution = fine_class_caution(pipeline.predictor.model_dir, pipeline.predictor.version)

@@ -27,6 +27,10 @@ def evaluate_cells(out: Path, model_dir, data_root, simulated_dir, split: str, e
     """Table 2 / Table 3 layouts, confusion matrix, ECE and t-SNE on the held-out test split."""
     setup_logging()
     from models.evaluate import evaluate_cells as run
-    m = run(out, model_dir, data_root, simulated_dir, seed, split=split, export_px=export_px)
+    simulated = None
+    if simulated_dir and (Path(simulated_dir) / "cells.csv").is_file():
+        from simulate.training_set import read_training_set
+        simulated = read_training_set(Path(simulated_dir))
+    m = run(out, model_dir, data_root, simulated, seed, split=split, export_px=export_px)
     click.echo(f"8 groups {m['classic_group_accuracy_pbc']:.4f}, fine macro sens {m['fine_class_macro_sensitivity_pbc']:.4f}, "
                f"WBCAtt {m['wbcatt_mean_accuracy']:.4f}, ECE {m['expected_calibration_error']:.4f}; see {out}/report.md")

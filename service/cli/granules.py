@@ -38,9 +38,9 @@ def make_labels(out: Path, data_root, seed: int, mix: str, splits, sources, neut
 
     A table of train-split crops (--split train) may only serve as a training-only extra table
     (``extra_train`` in the AKIRA config), never as a table to cross-validate on."""
-    from models.akira.data import LabelTableConfig, build_label_table
-    from models.datasets import load_all
-    from models.errors import InvalidInput
+    from core.datasets import load_all
+    from core.errors import InvalidInput
+    from simulate.label_table import LabelTableConfig, build_label_table
     if (out / "labels.csv").exists():
         raise InvalidInput(f"{out}/labels.csv exists; choose a new --out so no corrected label is overwritten")
     shares = {k: v for k, v in {"dg_share": dg_share, "other_dysplasia_share": other_dysplasia_share}.items() if v is not None}
@@ -98,9 +98,9 @@ def score(paths, out: Path, model_dir) -> None:
     import pandas as pd
     from tqdm import tqdm
 
+    from core.errors import InvalidImage
+    from core.preprocess import load_cell_image
     from models.akira.infer import GranuleScorer
-    from models.errors import InvalidImage
-    from models.preprocess import load_cell_image
     from service.cli.cells import find_images
     files = find_images(paths)
     scorer = GranuleScorer(model_dir)
@@ -152,8 +152,8 @@ def metrics(confusion: Path) -> None:
     """Sensitivity, specificity, PPV, NPV and accuracy (DG1-3 positive) from a confusion matrix, as JSON."""
     import numpy as np
 
+    from core.errors import InvalidInput
     from models.akira.metrics import metrics_from_confusion
-    from models.errors import InvalidInput
     try:
         matrix = np.loadtxt(confusion, delimiter=",", ndmin=2)
         result = metrics_from_confusion(matrix)

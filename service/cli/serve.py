@@ -37,7 +37,7 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
     click.echo(f"mdsdx: http://{host}:{port}/  (data in {cfg.home.resolve()}, database {cfg.db_url.split('://')[0]})")
     gunicorn = shutil.which("gunicorn", path=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     if gunicorn is None:
-        from models.errors import InvalidInput
+        from core.errors import InvalidInput
         raise InvalidInput("gunicorn is not installed in this environment")
     os.environ.update(MDSDX_BIND=f"{host}:{port}", MDSDX_WORKERS=str(workers), MDSDX_HOME=str(cfg.home))
     sys.stdout.flush()

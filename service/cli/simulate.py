@@ -32,8 +32,8 @@ from simulate.partition import COHORT_SPLITS
 def simulate(out, smears, seed, cells, config_file, difficulty, source, partition, export_px, include_normal, workers,
              contact_sheet, mask_sheet, mask_source, segmenter) -> None:
     """Make a SIMULATED cohort of smears from real crops (every output says it is simulated)."""
-    from models.datasets import default_data_root
-    from models.errors import InvalidInput
+    from core.datasets import default_data_root
+    from core.errors import InvalidInput
     source = source or default_data_root()
     if mask_sheet:
         from simulate.cohort import _source_frame

@@ -29,7 +29,7 @@ def list_smears(limit: int) -> None:
 @click.argument("smear_ids", nargs=-1, required=True)
 def delete(smear_ids: tuple[str, ...]) -> None:
     """Delete smears by id, with their cells and the images no other smear uses. All ids are checked first."""
-    from models.errors import InvalidInput
+    from core.errors import InvalidInput
     from service.db import Smear
     from service.smears import delete_smear
     from service.storage import ImageStore

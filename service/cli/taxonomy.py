@@ -5,7 +5,7 @@ import json
 
 import click
 
-from models.taxonomy import load_taxonomy
+from core.taxonomy import load_taxonomy
 
 
 @click.command()

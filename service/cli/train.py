@@ -8,6 +8,18 @@ import click
 from service.cli.common import config_option, load_dataclass_config, seed_option, setup_logging
 
 
+def simulated_cells(folder: Path, make_if_missing: bool = False, data_root: str | None = None, seed: int = 0):
+    """The simulated cells in ``folder`` with their targets (:func:`simulate.training_set.read_training_set`).
+    With ``make_if_missing``, a folder without cells.csv is first filled by the simulator from the
+    crops of ``data_root`` (default ../shared/data), each split from its own split."""
+    from simulate.training_set import make_training_set, read_training_set
+    if make_if_missing and not (folder / "cells.csv").is_file():
+        from core.datasets import load_all
+        click.echo(f"simulating training cells into {folder}")
+        make_training_set(load_all(data_root), folder, seed=seed)
+    return read_training_set(folder)
+
+
 @click.group()
 def train() -> None:
     """Train a model from the real crops in ../shared/data and the simulator."""
@@ -27,7 +39,8 @@ def train_cells(out: Path, config_file: Path | None, data_root, simulated_dir, e
     from models.train import TrainConfig, train_cells as run
     config = load_dataclass_config(TrainConfig, config_file, data_root=data_root, simulated_dir=simulated_dir,
                                    epochs=epochs, init_weights=init_weights, seed=seed)
-    path = run(out, config)
+    sim_dir = Path(config.simulated_dir) if config.simulated_dir else Path(out) / "simcells"
+    path = run(out, config, simulated_cells(sim_dir, True, config.data_root, config.seed))
     click.echo(f"saved {path}")
 
 
@@ -72,7 +85,8 @@ def train_recalibrate(model_dir: Path, simulated_dir, data_root) -> None:
     """Refit a stage-1 model's temperatures, UNID threshold and feature thresholds on its validation split."""
     setup_logging()
     from models.train import TrainConfig, recalibrate_saved
-    calibration = recalibrate_saved(model_dir, TrainConfig(simulated_dir=simulated_dir, data_root=data_root))
+    calibration = recalibrate_saved(model_dir, TrainConfig(simulated_dir=simulated_dir, data_root=data_root),
+                                    simulated_cells(Path(simulated_dir)))
     validated = sorted(f for f, v in calibration["feature_thresholds"].items() if v["validated"])
     click.echo(f"recalibrated {model_dir}: type T {calibration['type_temperature']:.3f}, "
                f"UNID below {calibration['unid_threshold']:.3f}, validated features: {', '.join(validated) or 'none'}")
@@ -89,7 +103,8 @@ def train_soup(model_dirs: tuple[Path, ...], out: Path, simulated_dir, data_root
     batch norm and recalibrate; refit the attribute head after with `mdsdx train attributes OUT`."""
     setup_logging()
     from models.soup import average_saved
-    path = average_saved(out, list(model_dirs), simulated_dir=simulated_dir, data_root=data_root)
+    path = average_saved(out, list(model_dirs), simulated_cells(Path(simulated_dir)), simulated_dir=simulated_dir,
+                         data_root=data_root)
     click.echo(f"saved {path} (uniform average of {len(model_dirs)} models)")
 
 

@@ -14,5 +14,5 @@ SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def package_yaml(package: str, name: str):
     """The parsed ``name`` shipped in ``package`` (``yaml.safe_load`` semantics), e.g.
-    ``package_yaml("models", "taxonomy.yaml")``."""
+    ``package_yaml("core", "taxonomy.yaml")``."""
     return yaml.load(resources.files(package).joinpath(name).read_text("utf-8"), Loader=SafeLoader)  # noqa: S506

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from models.package_yaml import package_yaml
+from core.package_yaml import package_yaml
 
 LINEAGES = ("granulocytic", "erythroid", "megakaryocytic-platelet", "lymphoid", "monocytic", "blast")
 SOURCES = ("WHO 2022", "ICSH 2015", "CLSI H20-A2", "IWGM-MDS")
@@ -67,7 +67,7 @@ class Taxonomy:
 @lru_cache(maxsize=1)
 def load_taxonomy() -> Taxonomy:
     """Read ``taxonomy.yaml`` shipped in this package."""
-    raw = package_yaml("models", "taxonomy.yaml")
+    raw = package_yaml("core", "taxonomy.yaml")
     types = tuple(CellType(**t) for t in raw["cell_types"])
     feats = tuple(
         Feature(id=f["id"], name=f["name"], cell_types=tuple(f["cell_types"]), lineage=f["lineage"],

@@ -6,7 +6,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from models.package_yaml import package_yaml
+from core.package_yaml import package_yaml
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class AkiraLabels:
 
 @lru_cache(maxsize=1)
 def load_labels() -> AkiraLabels:
-    raw = package_yaml("models.akira", "labels.yaml")
+    raw = package_yaml("core", "akira_labels.yaml")
     ids, names, cats, maxval, taxonomy = [], [], [], [], {}
     for category, items in raw["categories"].items():
         for item in items:

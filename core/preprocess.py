@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from models.errors import InvalidImage
+from core.errors import InvalidImage
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")  # cell image files, any case
 
@@ -119,3 +119,19 @@ def centre_crop(rgb: np.ndarray, px: int) -> np.ndarray:
     if top == 0:
         return rgb
     return rgb[..., top:top + px, top:top + px, :]
+
+
+def decode_all(paths: list[str], input_px: int, threads: int, field_of_view: float = 1.0) -> np.ndarray:
+    """Decode the crops at ``paths`` to one (n, input_px, input_px, 3) uint8 array with ``threads``
+    threads, each as :func:`load_cell_image` does (training and its diagnostics hold every crop in
+    memory). An undecodable file raises its :class:`~core.errors.InvalidImage`."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+    out = np.empty((len(paths), input_px, input_px, 3), np.uint8)
+    load = lambda p: load_cell_image(p, input_px, field_of_view=field_of_view)
+    with ThreadPoolExecutor(threads) as ex:
+        for i, arr in enumerate(tqdm(ex.map(load, paths), total=len(paths),
+                                     desc="decode", unit="img", mininterval=5)):
+            out[i] = arr
+    return out

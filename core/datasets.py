@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.errors import DataNotFound
-from models.package_yaml import package_yaml
-from models.preprocess import IMAGE_SUFFIXES
-from models.taxonomy import load_taxonomy
+from core.errors import DataNotFound
+from core.package_yaml import package_yaml
+from core.preprocess import IMAGE_SUFFIXES
+from core.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class SplitConfig:
 @lru_cache(maxsize=1)
 def source_map() -> dict:
     """The mapping file ``sources.yaml``: folder -> types, classic groups, WBCAtt vocabularies."""
-    return package_yaml("models", "sources.yaml")
+    return package_yaml("core", "sources.yaml")
 
 
 def default_data_root() -> Path:
