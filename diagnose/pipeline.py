@@ -1,6 +1,6 @@
 """One smear from images to a diagnosis: the single function the service and the CLI both call.
 
-decode (core.preprocess) -> per-cell predictions (models.infer) -> 114 parameters (featurize)
+decode (core.preprocess) -> per-cell predictions (models.engine.infer) -> 114 parameters (featurize)
 -> calibrated XGBoost call and SHAP (diagnose.model) -> WHO view (diagnose.who).
 """
 from __future__ import annotations
@@ -77,7 +77,7 @@ class SmearDiagnosisPipeline:
     def __init__(self, cell_model_dir: Path | str | None = None, diagnoser_dir: Path | str | None = None,
                  batch_size: int = 64, threads: int = 2, limits=None):
         from core.preprocess import ImageLimits
-        from models.infer import CellPredictor
+        from models.engine.infer import CellPredictor
         self.predictor = CellPredictor(cell_model_dir, batch_size=batch_size, threads=threads,
                                        limits=limits or ImageLimits())
         self.diagnoser = MdsDiagnoser.load(diagnoser_dir)
@@ -104,7 +104,7 @@ class SmearDiagnosisPipeline:
 
     def _gallery(self, preds, names: Sequence[str]) -> list[CellCall]:
         """Per cell: its call, and the features it shows. A feature is shown at its validated
-        threshold (``models.calibrate``) or, without one, at probability 0.5; a cell is dysplastic
+        threshold (``models.engine.calibrate``) or, without one, at probability 0.5; a cell is dysplastic
         when a validated WHO dysplasia feature of its type is shown (the WHO view's rule)."""
         tax = load_taxonomy()
         probs = np.nan_to_num(preds.feature_probs, nan=-1.0)

@@ -1,6 +1,6 @@
 """Diagnostic only (python scripts/attribute_by_type_diagnostic.py [MODEL_DIR]; writes nothing): WBCAtt mean accuracy
 on the validation split (never the test split) of the attribute head that `mdsdx train attributes` fits
-(models.attribute_head.fit_attribute_head on the frozen 512-d embeddings of the train split), fitted either once for
+(models.engine.attribute_head.fit_attribute_head on the frozen 512-d embeddings of the train split), fitted either once for
 all white cells, as shipped, or once per WBCAtt cell type, each validation crop routed to the head of the type the
 model itself predicts (the sum of its type probabilities over each WBCAtt type's stage-1 types).
 On the shipped model (cellnet-20261204-1309-att202612041313, 2026-12-04; routing right for 99.84 % of validation
@@ -12,9 +12,9 @@ import numpy as np
 from core.datasets import attribute_targets, load_all, source_map
 from core.preprocess import decode_all
 from core.taxonomy import load_taxonomy
-from models.artifact import input_geometry, load_cellnet
-from models.attribute_head import AttributeHeadConfig, fit_attribute_head
-from models.evaluate import _attribute_accuracy
+from models.engine.attribute_head import AttributeHeadConfig, fit_attribute_head
+from models.engine.evaluate import attribute_accuracy
+from models.export.artifact import input_geometry, load_cellnet
 
 WBCATT_TYPES = {"Neutrophil": ["SNE", "BNE"], "Eosinophil": ["EO"], "Basophil": ["BA"],
                 "Lymphocyte": ["LY", "VLY"], "Monocyte": ["MO"]}
@@ -39,14 +39,14 @@ for split in ("train", "val"):
 
 train, val = data["train"], data["val"]
 kernel, bias, _ = fit_attribute_head(train["x"], train["t"], group_sizes, AttributeHeadConfig())
-pooled = _attribute_accuracy(val["x"] @ kernel + bias, val["t"])
+pooled = attribute_accuracy(val["x"] @ kernel + bias, val["t"])
 by_type_logits = np.zeros((len(val["x"]), sum(group_sizes)))
 for label in WBCATT_TYPES:
     rows = train["true"] == label
     kernel, bias, _ = fit_attribute_head(train["x"][rows], train["t"][rows], group_sizes, AttributeHeadConfig())
     routed = val["routed"] == label
     by_type_logits[routed] = val["x"][routed] @ kernel + bias
-by_type = _attribute_accuracy(by_type_logits, val["t"])
+by_type = attribute_accuracy(by_type_logits, val["t"])
 for name in pooled:
     print(f"{name:28s} pooled {100 * pooled[name]:5.1f} %  by type {100 * by_type[name]:5.1f} %")
 print(f"mean: pooled {100 * np.mean(list(pooled.values())):.2f} %, by type {100 * np.mean(list(by_type.values())):.2f} %")

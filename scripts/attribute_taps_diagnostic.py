@@ -11,7 +11,7 @@ from sklearn.preprocessing import StandardScaler
 
 from core.datasets import attribute_targets, load_all, source_map
 from core.preprocess import decode_all
-from models.artifact import input_geometry, load_cellnet
+from models.export.artifact import input_geometry, load_cellnet
 
 net, meta = load_cellnet("models/cellnet")
 px, field_of_view = input_geometry(meta)

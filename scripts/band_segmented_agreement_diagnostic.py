@@ -24,7 +24,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from core.datasets import load_all
 from core.taxonomy import load_taxonomy
-from models.infer import CellPredictor
+from models.engine.infer import CellPredictor
 
 PBC_CALL = {"segmented_neutrophil": "SNE", "band_neutrophil": "BNE"}
 

@@ -38,9 +38,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from core.akira_labels import load_labels
-from models.akira.data import counted_as_grade0, oversample_dg
+from models.engine.akira.data import counted_as_grade0, oversample_dg
 from simulate.segment import segment_cell
-from simulate.transforms import _inner_cytoplasm, granule_texture_energy
+from simulate.transforms import granule_texture_energy, inner_cytoplasm
 
 labels_dir = sys.argv[1] if len(sys.argv) > 1 else "runs/akira/labels3"
 cv_dir = sys.argv[2] if len(sys.argv) > 2 else "runs/akira/cv17"
@@ -50,7 +50,7 @@ stats = []
 for name in neutrophils["Filename"]:
     rgb = np.asarray(Image.open(f"{labels_dir}/images/{name}").convert("RGB"))
     masks = segment_cell(rgb)
-    inner = _inner_cytoplasm(masks, 3)
+    inner = inner_cytoplasm(masks, 3)
     cytoplasm = rgb[inner if inner.any() else masks.cell].astype(float)
     stats.append([np.log(granule_texture_energy(rgb, masks) + 1e-3), *cytoplasm.mean(0), *cytoplasm.std(0)])
 stats = np.array(stats)

@@ -3,7 +3,7 @@ model call the same validation crops the same way when they arrive as 360 x 363 
 first bringing an export back to the training crops' 256-px grid undo the difference?
 
 The shared PBC crops were made from 360-px CellaVision exports, centre-cropped, resized to 256 px and saved as JPEG
-q90. Each real validation crop is scored (models.infer.CellPredictor, the model's default runtime) as stored, as a
+q90. Each real validation crop is scored (models.engine.infer.CellPredictor, the model's default runtime) as stored, as a
 360 x 363 export (core.preprocess.as_export), and as that export resized back to 256 px with Pillow's bilinear,
 bicubic or Lanczos filter (one variant then saved as JPEG q90 again). Printed per variant: the fine-class macro
 sensitivity on the real PBC crops (SNE / BNE / MMY / MY / PMY), the share of all crops whose top type matches the
@@ -36,8 +36,8 @@ from core.datasets import load_all
 from core.metrics import one_vs_rest
 from core.preprocess import as_export, load_cell_image
 from core.taxonomy import load_taxonomy
-from models.evaluate import FINE_CLASSES
-from models.infer import CellPredictor
+from models.engine.evaluate import FINE_CLASSES
+from models.engine.infer import CellPredictor
 
 
 def back_to_256(blob: bytes, resample: Image.Resampling, jpeg: bool) -> bytes:

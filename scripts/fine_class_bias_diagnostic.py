@@ -15,7 +15,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from core.datasets import load_all
 from core.taxonomy import load_taxonomy
-from models.evaluate import FINE_CLASSES
+from models.engine.evaluate import FINE_CLASSES
 
 GRID = np.linspace(-1.5, 1.5, 31)
 
@@ -38,7 +38,7 @@ def fit_bias(logp: np.ndarray, truth: np.ndarray, sweeps: int = 3) -> np.ndarray
     return bias
 
 
-from models.infer import CellPredictor  # noqa: E402  (after the helpers: TensorFlow logs on import)
+from models.engine.infer import CellPredictor  # noqa: E402  (after the helpers: TensorFlow logs on import)
 
 abbrs = load_taxonomy().type_abbrs
 FINE = [abbrs.index(a) for a in FINE_CLASSES]

@@ -10,8 +10,8 @@ import numpy as np
 from sklearn.metrics import recall_score
 from core.datasets import load_all
 from core.taxonomy import load_taxonomy
-from models.evaluate import FINE_CLASSES
-from models.infer import CellPredictor
+from models.engine.evaluate import FINE_CLASSES
+from models.engine.infer import CellPredictor
 abbrs = np.array(load_taxonomy().type_abbrs)
 real = load_all(None)
 real = real[(real["split"] == "val") & (real["source"] == "pbc") & (real["cell_types"].map(len) == 1)]

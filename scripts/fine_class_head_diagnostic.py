@@ -4,7 +4,7 @@ import numpy as np, pandas as pd
 from core.datasets import load_all
 from core.preprocess import decode_all
 from core.taxonomy import load_taxonomy
-from models.artifact import input_geometry, load_cellnet
+from models.export.artifact import input_geometry, load_cellnet
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import recall_score
 FINE = ["SNE", "BNE", "MMY", "MY", "PMY"]

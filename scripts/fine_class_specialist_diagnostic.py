@@ -20,9 +20,9 @@ from sklearn.metrics import recall_score
 from core.datasets import load_all
 from core.preprocess import decode_all
 from core.taxonomy import load_taxonomy
-from models.artifact import input_geometry, load_cellnet
-from models.evaluate import FINE_CLASSES
-from models.train import _augment_fn
+from models.engine.evaluate import FINE_CLASSES
+from models.engine.train import augment_fn
+from models.export.artifact import input_geometry, load_cellnet
 
 FINE = FINE_CLASSES
 px = int(sys.argv[1]) if len(sys.argv) > 1 else 192
@@ -41,8 +41,8 @@ print("train", np.bincount(y_all[tr]), "val", np.bincount(y_all[va]), flush=True
 net, meta = load_cellnet("models/cellnet")
 imgs = decode_all(real["path"].tolist(), px, 2, input_geometry(meta)[1])
 if px != int(meta["input"]["shape"][0]):
-    from models.artifact import copy_weights_by_name
-    from models.cellnet import CellNetConfig, build_cellnet
+    from models.architecture.cellnet import CellNetConfig, build_cellnet
+    from models.export.artifact import copy_weights_by_name
     cfg = CellNetConfig(**{**meta["architecture"], "input_px": px})
     new = build_cellnet(cfg)
     copy_weights_by_name(net, new.layers)
@@ -61,7 +61,7 @@ model.compile(keras.optimizers.AdamW(sched, weight_decay=1e-4),
               loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
 w = 1.0 / np.bincount(y_all[tr])[y_all[tr]]
 w /= w.sum()
-aug = _augment_fn(px)
+aug = augment_fn(px)
 
 
 def evaluate(idx):

@@ -8,8 +8,8 @@ from sklearn.metrics import recall_score
 
 from core.datasets import load_all
 from core.taxonomy import load_taxonomy
-from models.evaluate import FINE_CLASSES
-from models.infer import CellPredictor
+from models.engine.evaluate import FINE_CLASSES
+from models.engine.infer import CellPredictor
 
 abbrs = load_taxonomy().type_abbrs
 real = load_all(None)

@@ -26,9 +26,9 @@ import numpy as np
 import onnx
 
 from core.datasets import load_all, source_map
-from models.infer import CellPredictor
-from models.quantize import _inputs, _onnx_quantization, train_split_crops
-from models.runtime import OnnxModel
+from models.engine.infer import CellPredictor
+from models.export.quantize import model_inputs, onnx_quantization, train_split_crops
+from models.export.runtime import OnnxModel
 
 VARIANTS = ("shipped", "float_heads", "float_stem", "float_depthwise", "calibration_512", "percentile", "percentile_99999",
             "entropy", "symmetric_int8")
@@ -54,7 +54,7 @@ def group_accuracy(probs: np.ndarray) -> float:
     return float((pred[is_pbc] == val["group"].values[is_pbc]).mean())
 
 
-q = _onnx_quantization()
+q = onnx_quantization()
 reference = type_probs(OnnxModel(model_dir / "cellnet.onnx"))
 print(f"float: 8 groups {100 * group_accuracy(reference):.2f} % on {is_pbc.sum()} PBC validation crops")
 calibration_paths = train_split_crops(None, 512, seed=0)
@@ -77,7 +77,7 @@ with tempfile.TemporaryDirectory() as tmp:
             options["calibrate_method"] = q.CalibrationMethod.Entropy
         if variant == "symmetric_int8":
             options.update(activation_type=q.QuantType.QInt8, extra_options={"ActivationSymmetric": True})
-        batches = iter(_inputs("cellnet", meta, calibration_paths[:n_calibration]))
+        batches = iter(model_inputs("cellnet", meta, calibration_paths[:n_calibration]))
 
         class Reader(q.CalibrationDataReader):
             def get_next(self):

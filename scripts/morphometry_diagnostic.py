@@ -19,9 +19,9 @@ from sklearn.preprocessing import StandardScaler
 
 from core.datasets import attribute_targets, load_all, source_map
 from core.preprocess import decode_all
-from models.artifact import input_geometry, load_cellnet
-from models.attribute_head import AttributeHeadConfig, _embeddings, fit_attribute_head
-from models.evaluate import FINE_CLASSES, _attribute_accuracy
+from models.engine.attribute_head import AttributeHeadConfig, embed_images, fit_attribute_head
+from models.engine.evaluate import FINE_CLASSES, attribute_accuracy
+from models.export.artifact import input_geometry, load_cellnet
 from simulate.segment import segment_cell
 
 warnings.simplefilter("ignore")
@@ -58,7 +58,7 @@ D = {}
 for s in ("train", "val"):
     idx = np.flatnonzero((lab | fine) & (real["split"].values == s))
     paths = real["path"].iloc[idx].tolist()
-    emb = _embeddings(net, decode_all(paths, px, 2, field_of_view), 64)[0]
+    emb = embed_images(net, decode_all(paths, px, 2, field_of_view), 64)[0]
     with ThreadPoolExecutor(2) as ex:
         mf = np.array(list(ex.map(morph, paths)), float)
     D[s] = dict(emb=emb, mf=mf, t=t[idx], lab=lab[idx], fine=fine[idx], y=real["cell_types"].iloc[idx].map(lambda c: c[0]).values)
@@ -70,7 +70,7 @@ for name, use in (("embedding", False), ("embedding+morph", True)):
     xs = {s: np.hstack([D[s]["emb"], 3 * sc.transform(D[s]["mf"])]) if use else D[s]["emb"] for s in D}
     tr, va = D["train"], D["val"]
     k, b, _ = fit_attribute_head(xs["train"][tr["lab"]], tr["t"][tr["lab"]], gs, AttributeHeadConfig())
-    acc = _attribute_accuracy(xs["val"][va["lab"]] @ k + b, va["t"][va["lab"]])
+    acc = attribute_accuracy(xs["val"][va["lab"]] @ k + b, va["t"][va["lab"]])
     print(name, "WBCAtt val mean", round(100 * np.mean(list(acc.values())), 2), {a: round(100 * v, 1) for a, v in acc.items()}, flush=True)
     for C in (0.1, 0.3):
         clf = LogisticRegression(C=C, max_iter=3000, class_weight="balanced").fit(xs["train"][tr["fine"]], tr["y"][tr["fine"]])

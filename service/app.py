@@ -39,7 +39,7 @@ def load_models(app: Flask) -> None:
         ext["pipeline"] = SmearDiagnosisPipeline(cfg.cell_model_dir, cfg.diagnoser_dir, limits=limits)
     if ext.get("granules") is None:
         try:
-            from models.akira.infer import GranuleScorer
+            from models.engine.akira.infer import GranuleScorer
             ext["granules"] = GranuleScorer(cfg.akira_model_dir, limits=limits)
         except Exception as exc:  # the service runs without AKIRA; /v1/granules answers 503
             ext["granules_error"] = str(exc)

@@ -25,7 +25,7 @@ def common():
 def render_report(smear: Smear) -> str:
     from diagnose.pipeline import CellCall, SmearResult
     from diagnose.report import render_smear_report
-    from models.model_card import fine_class_caution
+    from models.export.model_card import fine_class_caution
     from service.model_cards import model_folders
     r = dict(smear.result)
     r["cells"] = [CellCall(name=c.name, cell_type=c.cell_type, confidence=c.confidence, features=c.features,

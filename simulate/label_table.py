@@ -2,7 +2,7 @@
 
 Written as ``<out>/images/<name>.jpg`` and ``<out>/labels.csv`` with a ``Filename`` column followed
 by the 34 label columns, the form of the authors' reference label file (read back by
-:func:`models.akira.data.read_label_table`). DG and the other neutrophil grades are made by the
+:func:`models.engine.akira.data.read_label_table`). DG and the other neutrophil grades are made by the
 simulator's transforms on real neutrophils (SIMULATED grades); every other label comes from the
 crop's source folder (``core/akira_labels.yaml`` ``sources``).
 """

@@ -57,7 +57,7 @@ def tiny_pipeline(tiny_models):
 
 @pytest.fixture(scope="session")
 def tiny_scorer(tiny_models):
-    from models.akira.infer import GranuleScorer
+    from models.engine.akira.infer import GranuleScorer
     return GranuleScorer(tiny_models["akira"])
 
 

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from core.akira_labels import load_labels
-from models.akira.metrics import metrics_from_confusion, metrics_from_scores, rates_by_group
+from models.engine.akira.metrics import metrics_from_confusion, metrics_from_scores, rates_by_group
 
 # Mori et al. 2020, Table 2: rows true DG0-3, columns predicted DG0-3.
 TABLE2 = [[1623, 32, 5, 1], [5, 21, 19, 1], [6, 16, 50, 5], [1, 2, 7, 1]]
@@ -84,7 +84,7 @@ def test_rates_by_group_splits_the_pooled_counts():
 
 
 def test_rates_carry_exact_95_percent_intervals():
-    from models.akira.metrics import exact_ci95
+    from models.engine.akira.metrics import exact_ci95
     m = metrics_from_confusion(TABLE2)["dg1_3"]
     for key in ("sensitivity", "specificity", "ppv", "npv", "accuracy"):
         low, high = m["ci95"][key]

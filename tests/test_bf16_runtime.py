@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from conftest import jpeg_bytes
 from core.errors import ModelLoadError
-from models.infer import CellPredictor
-from models.runtime import bf16_support, select_runtime
+from models.engine.infer import CellPredictor
+from models.export.runtime import bf16_support, select_runtime
 
 needs_bf16 = pytest.mark.skipif(bf16_support() is not None, reason=f"bf16 runtime unavailable: {bf16_support()}")
 
@@ -25,7 +25,7 @@ def _crops(folder, n=8):
 
 @pytest.mark.parametrize("reason", [None, "this CPU has no bfloat16 instructions (AVX512_BF16 or AMX)"])
 def test_auto_takes_bf16_only_where_it_runs(monkeypatch, reason):
-    monkeypatch.setattr("models.runtime.bf16_support", lambda: reason)
+    monkeypatch.setattr("models.export.runtime.bf16_support", lambda: reason)
     monkeypatch.delenv("MDSDX_RUNTIME", raising=False)
     onnx = Path("m/cellnet.onnx")
     assert select_runtime(Path("m"), onnx, default="bf16") == ("bf16" if reason is None else "onnx")
@@ -82,7 +82,7 @@ def test_bf16_is_recorded_made_default_and_close_to_float(tiny_models, tmp_path,
 
 @needs_bf16
 def test_akira_runs_in_bf16_close_to_float(tiny_models):
-    from models.akira.infer import GranuleScorer, load_akira
+    from models.engine.akira.infer import GranuleScorer, load_akira
     model, _ = load_akira(tiny_models["akira"], runtime="bf16")
     scorer = GranuleScorer(model=model, input_px=GranuleScorer(tiny_models["akira"]).input_px)
     assert scorer.runtime == "bf16"
@@ -93,7 +93,7 @@ def test_akira_runs_in_bf16_close_to_float(tiny_models):
 
 def test_bf16_where_it_cannot_run_is_one_plain_line(tiny_models, tmp_path, monkeypatch):
     from service.cli import cli
-    monkeypatch.setattr("models.quantize.bf16_support", lambda: "OpenVINO is not installed")
+    monkeypatch.setattr("models.export.quantize.bf16_support", lambda: "OpenVINO is not installed")
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
     before = (folder / "metadata.json").read_text()
@@ -103,7 +103,7 @@ def test_bf16_where_it_cannot_run_is_one_plain_line(tiny_models, tmp_path, monke
 
 
 def test_model_card_says_which_runtime_its_figures_are_from():
-    from models.model_card import _runtime_text
+    from models.export.model_card import _runtime_text
     record = {"onnx": "cellnet.onnx", "opset": 17, "onnx_sha256": "0" * 64, "libraries": {},
               "int8": {"onnx": "cellnet.int8.onnx", "onnx_sha256": "1" * 64, "format": "QDQ", "calibration": "c",
                        "agreement_with_float": {"same_top_type": 0.98}},
@@ -119,7 +119,7 @@ def test_model_card_says_which_runtime_its_figures_are_from():
 @needs_bf16
 def test_quantizing_keeps_a_bf16_default(tiny_models, tmp_path):
     """`mdsdx train quantize` without --make-default leaves another runtime's default alone."""
-    from models.quantize import add_bf16, add_int8
+    from models.export.quantize import add_bf16, add_int8
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
     images = sorted(str(p) for p in _crops(tmp_path / "check", n=4).iterdir())

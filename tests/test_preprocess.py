@@ -90,13 +90,13 @@ def test_training_warp_takes_the_central_window_of_a_larger_source():
     after any rotation, flip and zoom (a red disc of radius 10 px at the centre stays under the centre)."""
     import tensorflow as tf
 
-    from models.train import _augment_fn
+    from models.engine.train import augment_fn
     yy, xx = np.mgrid[0:64, 0:64]
     img = np.zeros((64, 64, 3), np.uint8)
     img[:] = (30, 30, 220)
     img[np.hypot(yy - 31.5, xx - 31.5) < 10] = (220, 30, 30)
     tf.random.set_seed(0)
-    out, _ = _augment_fn(32, 64)(tf.constant(np.stack([img] * 16)), {})
+    out, _ = augment_fn(32, 64)(tf.constant(np.stack([img] * 16)), {})
     out = np.asarray(out)
     assert out.shape == (16, 32, 32, 3)
     centre = out[:, 14:18, 14:18].mean(axis=(1, 2))
@@ -110,7 +110,7 @@ def test_rendition_jitter_softens_and_sharpens_and_recodes():
     import tensorflow as tf
 
     from core.errors import InvalidInput
-    from models.train import TrainConfig, _rendition
+    from models.engine.train import TrainConfig, _rendition
     img = synthetic_cell(px=64, seed=3)
     batch = tf.constant(np.stack([img] * 32))
     assert np.array_equal(np.asarray(_rendition(batch)), np.stack([img] * 32).astype(np.float32))  # off by default

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from conftest import jpeg_bytes
 from core.errors import ModelLoadError
-from models.infer import CellPredictor
+from models.engine.infer import CellPredictor
 
 
 def _crops(folder, n=12):
@@ -50,8 +50,8 @@ def test_int8_without_a_quantized_file_is_a_plain_error(tiny_models):
 
 
 def test_quantized_akira_scores_close_to_float(tiny_models, tmp_path):
-    from models.akira.infer import GranuleScorer, load_akira
-    from models.quantize import add_int8
+    from models.engine.akira.infer import GranuleScorer, load_akira
+    from models.export.quantize import add_int8
     folder = tmp_path / "akira"
     shutil.copytree(tiny_models["akira"], folder)
     images = _crops(tmp_path / "calib", n=6)
@@ -66,15 +66,15 @@ def test_quantized_akira_scores_close_to_float(tiny_models, tmp_path):
 
 
 def test_quantization_import_leaves_sys_path_alone():
-    from models.quantize import _onnx_quantization
-    _onnx_quantization()
+    from models.export.quantize import onnx_quantization
+    onnx_quantization()
     # onnxruntime appends its transformers folder, whose `models` package would shadow this project's
     assert not [p for p in sys.path if p.rstrip("/").endswith("onnxruntime/transformers")]
 
 
 def test_make_default_switches_the_auto_runtime(tiny_models, tmp_path):
-    from models.akira.infer import GranuleScorer
-    from models.quantize import add_int8
+    from models.engine.akira.infer import GranuleScorer
+    from models.export.quantize import add_int8
     folder = tmp_path / "akira"
     shutil.copytree(tiny_models["akira"], folder)
     images = _crops(tmp_path / "calib", n=4)

@@ -365,7 +365,7 @@ def test_models_page_shows_the_cards_of_the_served_models(tiny_models, tmp_path)
     import shutil
 
     from conftest import service_config
-    from models.model_card import write_card
+    from models.export.model_card import write_card
     from service.app import create_app
     from service.auth import create_key
     cellnet = tmp_path / "cellnet"

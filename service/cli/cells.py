@@ -39,8 +39,8 @@ def classify(paths, out: Path, model_dir, batch_size: int) -> None:
     """Classify every image in PATHS (files or folders) into 17 types and 97 features."""
     from tqdm import tqdm
 
-    from models.infer import CellPredictor
-    from models.predictions_table import predictions_frame
+    from models.engine.infer import CellPredictor
+    from models.engine.predictions_table import predictions_frame
     files = find_images(paths)
     predictor = CellPredictor(model_dir, batch_size=batch_size)
     with tqdm(total=len(files), unit="cell", desc="classify", disable=None) as bar:

@@ -26,7 +26,7 @@ def diagnose(smear_dirs, out: Path, report_dir: Path | None, cell_model, diagnos
     from core.errors import InvalidInput, MdsdxError
     from diagnose.pipeline import SmearDiagnosisPipeline
     from diagnose.report import cohort_heatmap_png, file_data_uri, render_smear_report
-    from models.model_card import fine_class_caution
+    from models.export.model_card import fine_class_caution
     pipeline = SmearDiagnosisPipeline(cell_model, diagnoser)
     caution = fine_class_caution(pipeline.predictor.model_dir, pipeline.predictor.version)
     rows, results, failures = [], [], 0

@@ -26,7 +26,7 @@ def evaluate() -> None:
 def evaluate_cells(out: Path, model_dir, data_root, simulated_dir, split: str, export_px, seed: int) -> None:
     """Table 2 / Table 3 layouts, confusion matrix, ECE and t-SNE on the held-out test split."""
     setup_logging()
-    from models.evaluate import evaluate_cells as run
+    from models.engine.evaluate import evaluate_cells as run
     simulated = None
     if simulated_dir and (Path(simulated_dir) / "cells.csv").is_file():
         from simulate.training_set import read_training_set

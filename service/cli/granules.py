@@ -61,7 +61,7 @@ def make_labels(out: Path, data_root, seed: int, mix: str, splits, sources, neut
 def train(labels_dir: Path, out: Path, config_file, paper: bool, epochs) -> None:
     """Train on the whole label table and save OUT/akira.keras with metadata.json."""
     setup_logging()
-    from models.akira.train import PAPER_OVERRIDES, AkiraTrainConfig, train_final
+    from models.engine.akira.train import PAPER_OVERRIDES, AkiraTrainConfig, train_final
     overrides = PAPER_OVERRIDES if paper else {}
     config = load_dataclass_config(AkiraTrainConfig, config_file, epochs=epochs, **overrides)
     click.echo(f"saved {train_final(labels_dir, out, config)}")
@@ -78,7 +78,7 @@ def train(labels_dir: Path, out: Path, config_file, paper: bool, epochs) -> None
 def cv(labels_dir: Path, out: Path, config_file, paper: bool, epochs, workers: int) -> None:
     """5-fold cross-validation (iterative multilabel stratification); prints the DG metrics as JSON."""
     setup_logging()
-    from models.akira.train import PAPER_OVERRIDES, AkiraTrainConfig, cross_validate
+    from models.engine.akira.train import PAPER_OVERRIDES, AkiraTrainConfig, cross_validate
     overrides = PAPER_OVERRIDES if paper else {}
     config = load_dataclass_config(AkiraTrainConfig, config_file, epochs=epochs, **overrides)
     metrics = cross_validate(labels_dir, out, config, workers=workers)
@@ -100,7 +100,7 @@ def score(paths, out: Path, model_dir) -> None:
 
     from core.errors import InvalidImage
     from core.preprocess import load_cell_image
-    from models.akira.infer import GranuleScorer
+    from models.engine.akira.infer import GranuleScorer
     from service.cli.cells import find_images
     files = find_images(paths)
     scorer = GranuleScorer(model_dir)
@@ -129,7 +129,7 @@ def score(paths, out: Path, model_dir) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
 def review(cv_dir: Path, labels_dir: Path, out: Path) -> None:
     """Export the misclassified cells (raw outputs, 16-view spread, contact sheet) for the doctors."""
-    from models.akira.review import export_review
+    from models.engine.akira.review import export_review
     wrong = export_review(cv_dir, labels_dir, out)
     click.echo(f"{len(wrong)} cells to review: {out}/review.csv and {out}/review.html")
 
@@ -140,7 +140,7 @@ def review(cv_dir: Path, labels_dir: Path, out: Path) -> None:
               help="CSV with Filename,label,new_value,who.")
 def relabel(labels_dir: Path, corrections: Path) -> None:
     """Merge corrected labels into the table; every change goes to label_history.csv."""
-    from models.akira.review import apply_corrections
+    from models.engine.akira.review import apply_corrections
     changes = apply_corrections(labels_dir, corrections)
     click.echo(f"applied {len(changes)} corrections; history in {labels_dir}/label_history.csv")
 
@@ -153,7 +153,7 @@ def metrics(confusion: Path) -> None:
     import numpy as np
 
     from core.errors import InvalidInput
-    from models.akira.metrics import metrics_from_confusion
+    from models.engine.akira.metrics import metrics_from_confusion
     try:
         matrix = np.loadtxt(confusion, delimiter=",", ndmin=2)
         result = metrics_from_confusion(matrix)

@@ -36,14 +36,14 @@ def simulate(out, smears, seed, cells, config_file, difficulty, source, partitio
     from core.errors import InvalidInput
     source = source or default_data_root()
     if mask_sheet:
-        from simulate.cohort import _source_frame
+        from simulate.cohort import source_frame
         from simulate.contact_sheet import make_mask_sheet
-        click.echo(f"wrote {make_mask_sheet(_source_frame(Path(source)), mask_source, mask_sheet, seed=seed, segmenter=segmenter)}")
+        click.echo(f"wrote {make_mask_sheet(source_frame(Path(source)), mask_source, mask_sheet, seed=seed, segmenter=segmenter)}")
         return
     if contact_sheet:
-        from simulate.cohort import _source_frame
+        from simulate.cohort import source_frame
         from simulate.contact_sheet import make_contact_sheet
-        path = make_contact_sheet(_source_frame(Path(source)), contact_sheet, seed=seed)
+        path = make_contact_sheet(source_frame(Path(source)), contact_sheet, seed=seed)
         click.echo(f"wrote {path}")
         return
     if out is None or smears is None:

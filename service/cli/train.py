@@ -36,7 +36,7 @@ def train() -> None:
 def train_cells(out: Path, config_file: Path | None, data_root, simulated_dir, epochs, init_weights, seed: int) -> None:
     """Train, calibrate and save the stage-1 cell CNN to OUT/cellnet.keras (+ metadata.json)."""
     setup_logging()
-    from models.train import TrainConfig, train_cells as run
+    from models.engine.train import TrainConfig, train_cells as run
     config = load_dataclass_config(TrainConfig, config_file, data_root=data_root, simulated_dir=simulated_dir,
                                    epochs=epochs, init_weights=init_weights, seed=seed)
     sim_dir = Path(config.simulated_dir) if config.simulated_dir else Path(out) / "simcells"
@@ -69,7 +69,7 @@ def train_diagnosis(out: Path, config_file: Path | None, cell_model, data_root) 
 def train_attributes(model_dir: Path, data_root, train_views: int, fit_on_validation: bool) -> None:
     """Refit a stage-1 model's WBCAtt attribute head on its frozen embeddings of the train split."""
     setup_logging()
-    from models.attribute_head import AttributeHeadConfig, refit_saved
+    from models.engine.attribute_head import AttributeHeadConfig, refit_saved
     report = refit_saved(model_dir, data_root, AttributeHeadConfig(train_views=train_views, fit_on_validation=fit_on_validation))
     fitted_on = " and ".join(f"{report['n_' + s]} {s}" for s in report["fit_splits"])
     click.echo(f"attribute head of {model_dir} refitted on {fitted_on} crops: validation mean accuracy "
@@ -84,7 +84,7 @@ def train_attributes(model_dir: Path, data_root, train_views: int, fit_on_valida
 def train_recalibrate(model_dir: Path, simulated_dir, data_root) -> None:
     """Refit a stage-1 model's temperatures, UNID threshold and feature thresholds on its validation split."""
     setup_logging()
-    from models.train import TrainConfig, recalibrate_saved
+    from models.engine.train import TrainConfig, recalibrate_saved
     calibration = recalibrate_saved(model_dir, TrainConfig(simulated_dir=simulated_dir, data_root=data_root),
                                     simulated_cells(Path(simulated_dir)))
     validated = sorted(f for f, v in calibration["feature_thresholds"].items() if v["validated"])
@@ -102,7 +102,7 @@ def train_soup(model_dirs: tuple[Path, ...], out: Path, simulated_dir, data_root
     """Average the weights of 2 or more stage-1 fine-tunes of one start (MODEL_DIRS), then re-estimate
     batch norm and recalibrate; refit the attribute head after with `mdsdx train attributes OUT`."""
     setup_logging()
-    from models.soup import average_saved
+    from models.engine.soup import average_saved
     path = average_saved(out, list(model_dirs), simulated_cells(Path(simulated_dir)), simulated_dir=simulated_dir,
                          data_root=data_root)
     click.echo(f"saved {path} (uniform average of {len(model_dirs)} models)")
@@ -113,7 +113,7 @@ def train_soup(model_dirs: tuple[Path, ...], out: Path, simulated_dir, data_root
 def train_onnx(model_dir: Path) -> None:
     """Export MODEL_DIR's Keras model (stage-1 or AKIRA) to ONNX and record it in its metadata.json."""
     setup_logging()
-    from models.artifact import add_onnx
+    from models.export.artifact import add_onnx
     path = add_onnx(model_dir)
     click.echo(f"saved {path}")
 
@@ -128,7 +128,7 @@ def train_onnx(model_dir: Path) -> None:
 def train_bf16(model_dir: Path, data_root, images_dir, make_default: bool) -> None:
     """Check MODEL_DIR's float ONNX file under the bf16 runtime (OpenVINO) and record it in its metadata.json."""
     setup_logging()
-    from models.quantize import add_bf16
+    from models.export.quantize import add_bf16
     from service.cli.cells import find_images
     images = [str(p) for p in find_images([str(images_dir)])] if images_dir else None
     record = add_bf16(model_dir, data_root=data_root, images=images, make_default=make_default)
@@ -151,7 +151,7 @@ def train_quantize(model_dir: Path, data_root, images_dir, make_default: bool, r
                    calibration: str) -> None:
     """Add an int8 ONNX file to MODEL_DIR (stage-1 or AKIRA), used with MDSDX_RUNTIME=int8."""
     setup_logging()
-    from models.quantize import add_int8
+    from models.export.quantize import add_int8
     from service.cli.cells import find_images
     images = [str(p) for p in find_images([str(images_dir)])] if images_dir else None
     record = add_int8(model_dir, data_root=data_root, images=images, make_default=make_default,

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from core.errors import ModelLoadError
 from core.taxonomy import load_taxonomy
-from models.runtime import export_onnx, select_runtime
+from models.export.runtime import export_onnx, select_runtime
 
 FORMAT = "mdsdx-cellnet/1"
-DEFAULT_DIR = Path(__file__).resolve().parent / "cellnet"
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "cellnet"
 ONNX_FILE = "cellnet.onnx"
 ONNX_OUTPUTS = ("cell_type_logits", "features_logits", "embedding", "attributes")
 
@@ -82,7 +82,7 @@ def load_cellnet(model_dir: Path | None = None):
     """Load ``(keras model, metadata)`` from ``model_dir`` (the shipped model by default)."""
     import keras
 
-    import models.losses  # noqa: F401  (registers the custom objects)
+    import models.architecture.losses  # noqa: F401  (registers the custom objects)
     model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
     meta = read_metadata(model_dir)
     try:
@@ -112,7 +112,7 @@ def copy_weights_by_name(donor, layers) -> int:
 
 def onnx_record(onnx_path: Path) -> dict:
     """The ``runtime`` entry of a model's metadata: its ONNX file, opset and checksum."""
-    from models.runtime import OPSET
+    from models.export.runtime import OPSET
     return {"onnx": Path(onnx_path).name, "opset": OPSET, "onnx_sha256": sha256_of(onnx_path),
             "libraries": library_versions("tf2onnx", "onnx", "onnxruntime")}
 
@@ -137,7 +137,7 @@ def checked_onnx_path(model_dir: Path, meta: dict, int8: bool = False) -> Path |
 
 def runtime_file(model_dir: Path, meta: dict, requested: str | None = None) -> tuple[str, Path | None]:
     """``(runtime, file)`` for a model folder: ``onnx``, ``bf16`` or ``int8`` with the checked ONNX file
-    to run, or ``keras`` with None (:func:`models.runtime.select_runtime` decides)."""
+    to run, or ``keras`` with None (:func:`models.export.runtime.select_runtime` decides)."""
     onnx_path, int8_path = checked_onnx_path(model_dir, meta), checked_onnx_path(model_dir, meta, int8=True)
     choice = select_runtime(model_dir, onnx_path, requested, int8_path, (meta.get("runtime") or {}).get("default"))
     return choice, {"onnx": onnx_path, "bf16": onnx_path, "int8": int8_path}.get(choice)
@@ -161,7 +161,7 @@ def add_onnx(model_dir: Path) -> Path:
         net, meta = load_cellnet(model_dir)
         path = export_onnx(net, model_dir / ONNX_FILE, int(meta["input"]["shape"][0]), outputs=ONNX_OUTPUTS)
     elif (model_dir / "akira.keras").is_file():
-        from models.akira.artifact import ONNX_FILE as AKIRA_ONNX, load_akira_keras
+        from models.export.akira_artifact import ONNX_FILE as AKIRA_ONNX, load_akira_keras
         model, meta = load_akira_keras(model_dir)
         path = export_onnx(model, model_dir / AKIRA_ONNX, int(meta["config"]["input_px"]))
     else:

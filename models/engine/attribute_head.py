@@ -106,7 +106,7 @@ def dihedral_view(images: np.ndarray, view: int) -> np.ndarray:
     return np.ascontiguousarray(out[:, :, ::-1] if view >= 4 else out)
 
 
-def _embeddings(net, images: np.ndarray, batch_size: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def embed_images(net, images: np.ndarray, batch_size: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings (n, d) and attribute logits (n, 31) of uint8 images, converted to float a chunk at a time."""
     if len(images) == 0:
         return np.zeros((0, net.get_layer("embedding").output.shape[-1])), np.zeros((0, net.get_layer("attributes").units))
@@ -123,7 +123,7 @@ def labelled_split_embeddings(model_dir: Path | str | None, splits: tuple[str, .
     attributes' group sizes. Used by the head diagnostics in scripts/."""
     from core.datasets import attribute_targets, load_all, source_map
     from core.preprocess import decode_all
-    from models.artifact import input_geometry, load_cellnet
+    from models.export.artifact import input_geometry, load_cellnet
     net, meta = load_cellnet(model_dir)
     px, field_of_view = input_geometry(meta)
     real = load_all(None)
@@ -132,7 +132,7 @@ def labelled_split_embeddings(model_dir: Path | str | None, splits: tuple[str, .
     x, t = {}, {}
     for split in splits:
         idx = np.flatnonzero(labelled & (real["split"].values == split))
-        x[split] = _embeddings(net, decode_all(real["path"].iloc[idx].tolist(), px, threads, field_of_view), batch_size)[0]
+        x[split] = embed_images(net, decode_all(real["path"].iloc[idx].tolist(), px, threads, field_of_view), batch_size)[0]
         t[split] = targets[idx]
     return x, t, [len(v) for v in source_map()["wbcatt_attributes"].values()]
 
@@ -146,8 +146,8 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
     from core.datasets import attribute_targets, load_all, source_map
     from core.errors import InvalidInput
     from core.preprocess import decode_all
-    from models.artifact import input_geometry, load_cellnet, resave_cellnet
-    from models.evaluate import _attribute_accuracy
+    from models.engine.evaluate import attribute_accuracy
+    from models.export.artifact import input_geometry, load_cellnet, resave_cellnet
     model_dir = Path(model_dir)
     net, meta = load_cellnet(model_dir)
     px, field_of_view = input_geometry(meta)
@@ -163,9 +163,9 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
     for s, idx in split.items():
         log.info("embedding %d %s crops with WBCAtt attributes", len(idx), s)
         images = decode_all(real["path"].iloc[idx].tolist(), px, threads, field_of_view)
-        first, old_logits[s] = _embeddings(net, images, config.batch_size)
+        first, old_logits[s] = embed_images(net, images, config.batch_size)
         n_views = config.train_views if s == "train" or config.fit_on_validation else 1
-        views[s] = [first] + [_embeddings(net, dihedral_view(images, v), config.batch_size)[0]
+        views[s] = [first] + [embed_images(net, dihedral_view(images, v), config.batch_size)[0]
                               for v in range(1, n_views)]
         del images
 
@@ -178,8 +178,8 @@ def refit_saved(model_dir: Path, data_root: Path | None = None,
 
     kernel, bias, chosen = fit(("train",))
     val_t = targets[split["val"]]
-    before = _attribute_accuracy(old_logits["val"], val_t)
-    after = _attribute_accuracy(views["val"][0] @ kernel + bias, val_t)
+    before = attribute_accuracy(old_logits["val"], val_t)
+    after = attribute_accuracy(views["val"][0] @ kernel + bias, val_t)
     fit_splits = ("train", "val") if config.fit_on_validation and len(split["val"]) else ("train",)
     if fit_splits != ("train",):
         log.info("held-out validation mean accuracy of the train-only fit %.4f; refitting on train and validation",

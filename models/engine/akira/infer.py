@@ -17,11 +17,11 @@ import numpy as np
 
 from core.akira_labels import load_labels
 from core.preprocess import ImageLimits, load_cell_image
-from models.akira.artifact import DEFAULT_DIR, load_akira_keras, read_akira_metadata
-from models.akira.augment import DEFAULT_INTERPOLATION, rotation_views, saved_interpolation
-from models.akira.metrics import grades_from_scores
-from models.artifact import runtime_file
-from models.runtime import OnnxModel, OpenVinoModel, open_runtime
+from models.engine.akira.augment import DEFAULT_INTERPOLATION, rotation_views, saved_interpolation
+from models.engine.akira.metrics import grades_from_scores
+from models.export.akira_artifact import DEFAULT_DIR, load_akira_keras, read_akira_metadata
+from models.export.artifact import runtime_file
+from models.export.runtime import OnnxModel, OpenVinoModel, open_runtime
 
 N_VIEWS = 16
 
@@ -55,9 +55,9 @@ def gate(outputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_akira(model_dir: Path | None = None, runtime: str | None = None):
-    """``(model, metadata)``: the model is an :class:`~models.runtime.OnnxModel` when the folder has
+    """``(model, metadata)``: the model is an :class:`~models.export.runtime.OnnxModel` when the folder has
     its checked ``akira.onnx`` (or, for ``runtime`` ``int8``, its quantised file) and ``runtime`` is
-    not ``keras`` (an :class:`~models.runtime.OpenVinoModel` of the same file for ``bf16``),
+    not ``keras`` (an :class:`~models.export.runtime.OpenVinoModel` of the same file for ``bf16``),
     otherwise the Keras model."""
     model_dir = Path(model_dir) if model_dir else DEFAULT_DIR
     meta = read_akira_metadata(model_dir)

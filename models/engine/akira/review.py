@@ -19,7 +19,7 @@ from PIL import Image
 
 from core.akira_labels import load_labels
 from core.errors import InvalidInput
-from models.akira.data import crop_sources, read_label_table
+from models.engine.akira.data import crop_sources, read_label_table
 
 
 def export_review(cv_dir: Path, labels_dir: Path, out: Path) -> pd.DataFrame:

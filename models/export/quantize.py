@@ -20,13 +20,13 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from core.errors import InvalidInput, ModelLoadError
-from models.artifact import checked_onnx_path, library_versions, sha256_of
-from models.runtime import OnnxModel, OpenVinoModel, bf16_support
+from models.export.artifact import checked_onnx_path, library_versions, sha256_of
+from models.export.runtime import OnnxModel, OpenVinoModel, bf16_support
 
 INT8_SUFFIX = ".int8.onnx"
 
 
-def _onnx_quantization():
+def onnx_quantization():
     """``onnxruntime.quantization``; importing it appends onnxruntime's ``transformers`` folder to
     ``sys.path``, whose own ``models`` package could shadow this project's, so the path is restored."""
     before = list(sys.path)
@@ -47,7 +47,7 @@ def quantize_onnx(src: Path, dst: Path, batches: Iterable[np.ndarray], reduce_ra
     method at its default 99.999th percentile, or MinMax)."""
     if calibration not in CALIBRATIONS:
         raise InvalidInput(f"calibration {calibration!r}: expected one of {', '.join(CALIBRATIONS)}")
-    q = _onnx_quantization()
+    q = onnx_quantization()
     src, dst = Path(src), Path(dst)
     name = OnnxModel(src, threads=1).input_name
 
@@ -92,17 +92,17 @@ def _kind(model_dir: Path) -> str:
     raise ModelLoadError(f"{model_dir}: no cellnet.keras or akira.keras")
 
 
-def _inputs(kind: str, meta: dict, images: Sequence) -> list[np.ndarray]:
+def model_inputs(kind: str, meta: dict, images: Sequence) -> list[np.ndarray]:
     """Model input batches for the crops ``images`` (paths or bytes): 32 crops per batch for the
     stage-1 network; the 16 rotated views of one crop per batch for AKIRA."""
     from core.preprocess import load_cell_image
     if kind == "cellnet":
-        from models.artifact import input_geometry
+        from models.export.artifact import input_geometry
         px, field_of_view = input_geometry(meta)
         crops = np.stack([load_cell_image(i, px, field_of_view=field_of_view) for i in images]).astype(np.float32)
         return [crops[s:s + 32] for s in range(0, len(crops), 32)]
-    from models.akira.augment import rotation_views, saved_interpolation
-    from models.akira.infer import N_VIEWS, decode_px
+    from models.engine.akira.augment import rotation_views, saved_interpolation
+    from models.engine.akira.infer import N_VIEWS, decode_px
     px = int(meta["config"]["input_px"])
     interpolation = saved_interpolation(meta["config"])
     return [rotation_views(load_cell_image(i, decode_px(px)), px, N_VIEWS, interpolation).astype(np.float32) for i in images]
@@ -117,7 +117,7 @@ def _agreement(kind: str, fp32: OnnxModel, reduced: OnnxModel | OpenVinoModel, b
         same = [fp32(x)["cell_type_logits"].argmax(1) == reduced(x)["cell_type_logits"].argmax(1) for x in batches]
         return {"same_top_type": float(np.concatenate(same).mean()), "crops": int(sum(len(x) for x in batches))}
     from core.akira_labels import load_labels
-    from models.akira.metrics import grades_from_scores
+    from models.engine.akira.metrics import grades_from_scores
     dg = load_labels().focus_index
     a = np.array([fp32(x)["output"].max(0)[dg] for x in batches])
     b = np.array([reduced(x)["output"].max(0)[dg] for x in batches])
@@ -167,13 +167,13 @@ def add_int8(model_dir: Path, data_root: Path | None = None, images: Sequence | 
         half = max(1, len(images) // 2)
         calibration_crops, check_crops = list(images[:half]), list(images[half:]) or list(images[:half])
         described = f"{len(calibration_crops)} given crops"
-    dst = quantize_onnx(src, model_dir / (src.name[:-len(".onnx")] + INT8_SUFFIX), _inputs(kind, meta, calibration_crops),
+    dst = quantize_onnx(src, model_dir / (src.name[:-len(".onnx")] + INT8_SUFFIX), model_inputs(kind, meta, calibration_crops),
                         reduce_range, calibration)
     record = {"onnx": dst.name, "onnx_sha256": sha256_of(dst), "calibration": described,
               "format": ("QDQ, int8 weights per channel" + (" in 7 bits (reduce_range)" if reduce_range else "")
                          + f", uint8 activations ({'Percentile 99.999' if calibration == 'percentile' else 'MinMax'})"),
               "reduce_range": reduce_range, "activation_calibration": calibration,
-              "agreement_with_float": _agreement(kind, OnnxModel(src), OnnxModel(dst), _inputs(kind, meta, check_crops)),
+              "agreement_with_float": _agreement(kind, OnnxModel(src), OnnxModel(dst), model_inputs(kind, meta, check_crops)),
               "libraries": library_versions("onnx", "onnxruntime")}
     meta.setdefault("runtime", {})["int8"] = record
     _set_default(meta["runtime"], "int8", make_default)
@@ -201,7 +201,7 @@ def add_bf16(model_dir: Path, data_root: Path | None = None, images: Sequence | 
         check_crops, described = list(images), f"{len(images)} given crops"
     record = {"engine": "OpenVINO CPU plugin, bfloat16 inference precision", "onnx": src.name,
               "checked_on": described,
-              "agreement_with_float": _agreement(kind, OnnxModel(src), OpenVinoModel(src), _inputs(kind, meta, check_crops)),
+              "agreement_with_float": _agreement(kind, OnnxModel(src), OpenVinoModel(src), model_inputs(kind, meta, check_crops)),
               "libraries": library_versions("openvino", "onnxruntime")}
     meta.setdefault("runtime", {})["bf16"] = record
     _set_default(meta["runtime"], "bf16", make_default)

@@ -23,7 +23,7 @@ from core.metrics import (binary_scores, expected_calibration_error, macro_sensi
                             one_vs_rest)
 from core.preprocess import export_size
 from core.taxonomy import load_taxonomy
-from models.model_card import fine_class_text
+from models.export.model_card import fine_class_text
 
 log = logging.getLogger(__name__)
 FINE_CLASSES = ["SNE", "BNE", "MMY", "MY", "PMY"]
@@ -41,7 +41,10 @@ def _table2(real_true: np.ndarray, real_pred: np.ndarray, sim_true: np.ndarray, 
                          "specificity_simulated": sim["specificity"]})
 
 
-def _attribute_accuracy(logits: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+def attribute_accuracy(logits: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """Accuracy of each WBCAtt attribute (name -> 0-1, NaN where no crop has a label): ``logits`` (n, 31)
+    hold the attribute groups side by side in ``sources.yaml`` order, ``targets`` (n, 11) the value index
+    per attribute, -1 for unknown."""
     vocab = source_map()["wbcatt_attributes"]
     out, start = {}, 0
     for j, (name, values) in enumerate(vocab.items()):
@@ -115,7 +118,7 @@ def evaluate_cells(out: Path, model_dir: Path | None = None, data_root: Path | N
     ``split="val"`` scores the validation split instead, to choose between trained models without
     reading the test split; the metric names stay those of the test report. ``export_px`` (e.g. 360)
     first re-encodes every crop at an analyser's export size (:func:`core.preprocess.as_export`)."""
-    from models.infer import CellPredictor
+    from models.engine.infer import CellPredictor
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tax = load_taxonomy()
@@ -141,7 +144,7 @@ def evaluate_cells(out: Path, model_dir: Path | None = None, data_root: Path | N
     unid_rate = float((rp.cell_type == "UNID").mean())
 
     has_attr = (attribute_targets(real) >= 0).any(1)
-    attr_acc = _attribute_accuracy(rp.attribute_logits[has_attr], attribute_targets(real[has_attr]))
+    attr_acc = attribute_accuracy(rp.attribute_logits[has_attr], attribute_targets(real[has_attr]))
     attr_mean = float(np.mean(list(attr_acc.values())))
 
     real_feat_t = feature_targets(real)

@@ -1,9 +1,10 @@
 """AKIRA (Mori et al. 2020): the bone-marrow decreased-granules (DG 0-3) regressor.
 
-- ``net``: the regressor (paper-faithful ResNet-152 config and the default compact config).
+The regressor itself (paper-faithful ResNet-152 config and the default compact config) is built by
+:mod:`models.architecture.akira`; its saved folder is read by :mod:`models.export.akira_artifact`.
+
 - ``loss``, ``augment``: the weighted mean quartic loss and the per-epoch augmentation.
 - ``data``: reading the label table (written by :mod:`simulate.label_table`); oversampling.
-- ``artifact``: the saved model folder and its metadata contract.
 - ``train``: fitting and 5-fold cross-validation; ``infer``: 16-rotation inference and gating.
 - ``metrics``: the paper's metrics from a 4x4 DG confusion matrix.
 

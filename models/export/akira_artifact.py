@@ -1,7 +1,7 @@
 """The saved AKIRA regressor: ``akira.keras`` (and ``akira.onnx``) beside ``metadata.json``.
 
 This module reads a model folder and checks its contract (format and output order) without choosing
-a runtime; :func:`models.akira.infer.load_akira` picks the runtime, and ``models.akira.train.save_akira``
+a runtime; :func:`models.engine.akira.infer.load_akira` picks the runtime, and ``models.engine.akira.train.save_akira``
 writes the folder.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ def load_akira_keras(model_dir: Path) -> tuple:
     meta = read_akira_metadata(model_dir)
     import keras
 
-    import models.akira.net  # noqa: F401  (registers the custom layers)
+    import models.architecture.akira  # noqa: F401  (registers the custom layers)
     try:
         model = keras.models.load_model(model_dir / "akira.keras", compile=False)
     except Exception as exc:

@@ -6,7 +6,7 @@ Two configurations:
   weights cannot be downloaded here, so the backbone starts from a weights file when one is given,
   otherwise from random initialisation.
 - ``compact`` (default): the Kimura-style separable-convolution residual network of
-  :mod:`models.cellnet`, narrowed, at 112 px: fast enough on 2 CPU cores for 16-rotation inference.
+  :mod:`models.architecture.cellnet`, narrowed, at 112 px: fast enough on 2 CPU cores for 16-rotation inference.
 """
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def _backbone(config: AkiraConfig) -> keras.Model:
             resnet.load_weights(config.backbone_weights)
         return keras.Model(inputs, resnet(CaffePreprocess(name="caffe_preprocess")(inputs)), name="backbone")
     if config.backbone == "compact":
-        from models.cellnet import CellNetConfig, build_cellnet
+        from models.architecture.cellnet import CellNetConfig, build_cellnet
         net = build_cellnet(CellNetConfig(input_px=config.input_px, width=config.width, middle_width=config.middle_width,
                                           middle_blocks=config.middle_blocks, exit_width=2 * config.middle_width))
         backbone = keras.Model(net.input, net.get_layer("embedding").output, name="backbone")

@@ -30,7 +30,7 @@ RUNTIMES = ("auto", "onnx", "bf16", "int8", "keras")
 def runtime_choice(requested: str | None = None) -> str:
     """``auto`` (ONNX Runtime when the model folder has an ``.onnx`` file), ``onnx``, ``bf16`` (the
     float ONNX file through OpenVINO in bfloat16), ``int8`` (the folder's int8-quantised ONNX file,
-    :mod:`models.quantize`) or ``keras``; the ``MDSDX_RUNTIME`` environment variable sets the default."""
+    :mod:`models.export.quantize`) or ``keras``; the ``MDSDX_RUNTIME`` environment variable sets the default."""
     choice = (requested or os.environ.get("MDSDX_RUNTIME") or "auto").lower()
     if choice not in RUNTIMES:
         raise ValueError(f"runtime {choice!r}: expected one of {', '.join(RUNTIMES)}")

@@ -50,13 +50,13 @@ class TrainConfig:
     weight_decay: float = 1e-4
     balance_power: float = 0.5            # sampling weight of a type ~ count ** -balance_power
     real_sampling_boost: dict = field(default_factory=dict)  # type key -> factor on the sampling weight of its real crops
-    sharpness_jitter: float = 0.0         # > 0: sharpen or soften each source image by a ~ U(-s, s) (models.train._rendition)
+    sharpness_jitter: float = 0.0         # > 0: sharpen or soften each source image by a ~ U(-s, s) (models.engine.train._rendition)
     jpeg_quality_min: int = 0             # > 0: re-encode half the source images as JPEG of quality U(min, 95)
     loss_weights: dict = field(default_factory=lambda: {"cell_type": 1.0, "features_logits": 2.0, "attributes": 0.5})
     early_stopping_patience: int = 4
     seed: int = 0
     init_weights: str | None = None       # a .weights.h5 or .keras file to start from
-    grow_init: bool = False               # init_weights is a narrower saved model: widen it, same function (models.grow)
+    grow_init: bool = False               # init_weights is a narrower saved model: widen it, same function (models.engine.grow)
     threads: int = 2
 
     def __post_init__(self):
@@ -122,7 +122,7 @@ def _rendition(images, sharpness_jitter: float = 0.0, jpeg_quality_min: int = 0)
     return x
 
 
-def _augment_fn(input_px: int, source_px: int | None = None, sharpness_jitter: float = 0.0, jpeg_quality_min: int = 0):
+def augment_fn(input_px: int, source_px: int | None = None, sharpness_jitter: float = 0.0, jpeg_quality_min: int = 0):
     """Per-image augmentation on a uint8 batch of ``source_px`` squares (default ``input_px``): the
     rendition jitter of :func:`_rendition` (off by default), then flips, rotation U(-180, 180) deg and
     scale U(0.8, 1.2) about the centre in one projective warp (reflect fill) that also takes the
@@ -200,15 +200,15 @@ def recalibrate_batchnorm(net, images: np.ndarray, seed: int, n_images: int = 32
 def load_initial_weights(net, trainer, path: Path, grow: bool = False) -> None:
     """Start from ``path``: a ``best.weights.h5`` written by a training run (the training wrapper's
     weights) or a saved ``cellnet.keras`` model (weights copied layer by layer, by name). With
-    ``grow``, ``path`` is a saved model narrower than ``net``, widened by :func:`models.grow.grow_weights`."""
+    ``grow``, ``path`` is a saved model narrower than ``net``, widened by :func:`models.engine.grow.grow_weights`."""
     import keras
 
     from core.errors import InvalidInput
-    from models.artifact import copy_weights_by_name
+    from models.export.artifact import copy_weights_by_name
     if not path.is_file():
         raise InvalidInput(f"{path}: no such weights file")
     if grow:
-        from models.grow import grow_weights
+        from models.engine.grow import grow_weights
         if not path.name.endswith(".keras"):
             raise InvalidInput(f"{path}: grow_init needs a saved cellnet.keras model")
         try:
@@ -255,7 +255,7 @@ def _epoch_weights_path(out: Path, epoch: int) -> Path:
 
 def average_weights(weight_lists: list[list[np.ndarray]]) -> list[np.ndarray]:
     """Element-wise mean of several models' ``get_weights()`` lists, each tensor in its own dtype: the
-    weights of stochastic weight averaging here and of a model soup (:mod:`models.soup`)."""
+    weights of stochastic weight averaging here and of a model soup (:mod:`models.engine.soup`)."""
     from core.errors import InvalidInput
     if len(weight_lists) < 2:
         raise InvalidInput("a soup needs at least 2 models")
@@ -287,10 +287,10 @@ def train_cells(out: Path, config: TrainConfig, simulated: pd.DataFrame) -> Path
     import keras
     import tensorflow as tf
 
-    from models.artifact import save_cellnet
-    from models.calibrate import calibrate
-    from models.cellnet import CellNetConfig, build_cellnet
-    from models.losses import make_grouped_crossentropy, masked_binary_crossentropy, partial_label_crossentropy
+    from models.architecture.cellnet import CellNetConfig, build_cellnet
+    from models.architecture.losses import make_grouped_crossentropy, masked_binary_crossentropy, partial_label_crossentropy
+    from models.engine.calibrate import calibrate
+    from models.export.artifact import save_cellnet
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -313,7 +313,7 @@ def train_cells(out: Path, config: TrainConfig, simulated: pd.DataFrame) -> Path
     targets = {"cell_type": np.stack(frame["type_target"].values),
                "features_logits": np.stack(frame["feature_target"].values),
                "attributes": np.stack(frame["attribute_target"].values)}
-    augment = _augment_fn(config.input_px, source_px, config.sharpness_jitter, config.jpeg_quality_min)
+    augment = augment_fn(config.input_px, source_px, config.sharpness_jitter, config.jpeg_quality_min)
     val_ds = _dataset(images, targets, val_idx, 64)
 
     net_config = CellNetConfig(input_px=config.input_px, field_of_view=config.field_of_view, width=config.width,
@@ -386,8 +386,8 @@ def train_cells(out: Path, config: TrainConfig, simulated: pd.DataFrame) -> Path
 def recalibrate_saved(model_dir: Path, config: TrainConfig, simulated: pd.DataFrame) -> dict:
     """Refit the calibration of a saved stage-1 model on the validation split its training used
     (``simulated`` must be that run's simulated cells, as in :func:`train_cells`) and rewrite its metadata."""
-    from models.artifact import input_geometry, load_cellnet
-    from models.calibrate import calibrate
+    from models.engine.calibrate import calibrate
+    from models.export.artifact import input_geometry, load_cellnet
     model_dir = Path(model_dir)
     net, meta = load_cellnet(model_dir)
     frame = assemble(config, simulated)

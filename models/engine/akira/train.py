@@ -9,7 +9,7 @@ cells), our stand-in for that pretraining, since ImageNet weights cannot be down
 
 Folds: 5 by iterative multilabel stratification on label presence (iterstrat, shuffled with the
 seed); inside each training part a stratified 10 % validation split chooses the best epoch. DG
-grades are oversampled per training fold (:func:`models.akira.data.oversample_dg`).
+grades are oversampled per training fold (:func:`models.engine.akira.data.oversample_dg`).
 """
 from __future__ import annotations
 
@@ -28,11 +28,11 @@ from PIL import Image
 
 from core.akira_labels import load_labels
 from core.errors import InvalidInput
-from models.akira.augment import DEFAULT_INTERPOLATION, augment, rotation_resample
-from models.akira.data import counted_as_grade0, crop_sources, oversample_dg, read_label_table, shared_crops
-from models.akira.metrics import metrics_from_scores, rates_by_group
-from models.akira.net import AkiraConfig
-from models.akira.resume import EpochCheckpoints, ResumeState, run_fingerprint
+from models.architecture.akira import AkiraConfig
+from models.engine.akira.augment import DEFAULT_INTERPOLATION, augment, rotation_resample
+from models.engine.akira.data import counted_as_grade0, crop_sources, oversample_dg, read_label_table, shared_crops
+from models.engine.akira.metrics import metrics_from_scores, rates_by_group
+from models.engine.akira.resume import EpochCheckpoints, ResumeState, run_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class AkiraTrainConfig:
     # fold and of the final model, but never a validation split or a test fold, so the CV figures stay
     # measured on the main table alone. It must share no source crop with the main table.
     extra_train: str | None = None
-    # The rotation filter of the augmentation and of the 16 inference views (models.akira.augment):
+    # The rotation filter of the augmentation and of the 16 inference views (models.engine.akira.augment):
     # bilinear or bicubic. Saved in the model's metadata, so inference rotates as training did.
     rotation_interpolation: str = DEFAULT_INTERPOLATION
     # True: the reference's BatchNorm in training mode (batch statistics of each batch of 10, moving
@@ -118,10 +118,10 @@ def _load_images(table: pd.DataFrame, images_dir: Path) -> list[np.ndarray]:
 
 
 def _build(config: AkiraTrainConfig):
-    from models.akira.net import build_akira
+    from models.architecture.akira import build_akira
     model = build_akira(config.net())
     if config.backbone == "compact" and config.init_from_cellnet:
-        from models.artifact import copy_weights_by_name, load_cellnet
+        from models.export.artifact import copy_weights_by_name, load_cellnet
         source = None if config.init_from_cellnet == "shipped" else Path(config.init_from_cellnet)
         cellnet, _ = load_cellnet(source)
         copy_weights_by_name(cellnet, model.get_layer("backbone").layers)
@@ -148,13 +148,13 @@ def fit_akira(images: list[np.ndarray], y: np.ndarray, train_idx: np.ndarray, va
     """Train one model; returns it with the weights of its best validation epoch.
 
     With ``checkpoint_dir`` every finished epoch is saved there and a rerun continues after the last
-    one (:mod:`models.akira.resume`); the caller discards the folder once the result is written.
+    one (:mod:`models.engine.akira.resume`); the caller discards the folder once the result is written.
     """
     import keras
     import tensorflow as tf
 
-    from models.akira.loss import weighted_mean_quartic
-    from models.akira.net import backbone_variables, head_variables
+    from models.architecture.akira import backbone_variables, head_variables
+    from models.engine.akira.loss import weighted_mean_quartic
     labels = load_labels()
     keras.utils.set_random_seed(config.seed)
     model = _build(config)
@@ -362,7 +362,7 @@ def _worker_setup(threads: int) -> None:
 
 def _run_folds(labels_dir: Path, out: Path, config: AkiraTrainConfig, folds: list[int]) -> None:
     """Train and score the given CV folds, writing ``out/fold<k>.csv`` for each."""
-    from models.akira.infer import GranuleScorer
+    from models.engine.akira.infer import GranuleScorer
     if not folds:
         return
     labels = load_labels()
@@ -407,9 +407,9 @@ def train_final(labels_dir: Path, out: Path, config: AkiraTrainConfig) -> Path:
 
 def save_akira(model, config: AkiraTrainConfig, out: Path, extra: dict | None = None, version: str | None = None) -> Path:
     """Save ``akira.keras`` and its ``metadata.json`` (format, output order, maxval, config)."""
-    from models.akira.artifact import FORMAT, ONNX_FILE
-    from models.artifact import library_versions, onnx_record
-    from models.runtime import export_onnx
+    from models.export.akira_artifact import FORMAT, ONNX_FILE
+    from models.export.artifact import library_versions, onnx_record
+    from models.export.runtime import export_onnx
     labels = load_labels()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -108,7 +108,7 @@ def _int8_text(record: dict) -> str:
 
 def _input_text(meta: dict) -> str:
     from core.preprocess import frame_px
-    from models.artifact import input_geometry
+    from models.export.artifact import input_geometry
     px, field_of_view = input_geometry(meta)
     if field_of_view == 1.0:
         return f"{px}-px crops"
@@ -306,7 +306,7 @@ def akira_card(model_dir: Path, cv_dir: Path, commands: list[str], speed: str = 
                repeat_cv_dirs: list[Path] = ()) -> dict:
     """Write the AKIRA model card of ``model_dir`` from its CV in ``cv_dir``; ``repeat_cv_dirs``: CVs of the same
     recipe with other seeds, each shown as one more row of the held-out table."""
-    from models.akira.augment import saved_interpolation
+    from models.engine.akira.augment import saved_interpolation
     meta = json.loads((Path(model_dir) / "metadata.json").read_text())
     m = json.loads((Path(cv_dir) / "metrics.json").read_text())
     a, b = m["dg1_3"], m["dg2_3"]

@@ -3,7 +3,7 @@
 The service and the CLI both call :class:`CellPredictor`; neither re-implements it. Decoding and
 resizing run in a thread pool (Pillow releases the GIL) one batch ahead of the network. The network
 runs in ONNX Runtime when the model folder has its checked ``cellnet.onnx`` (see
-:mod:`models.runtime`), otherwise in Keras.
+:mod:`models.export.runtime`), otherwise in Keras.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import numpy as np
 from core.errors import InvalidImage
 from core.preprocess import ImageLimits, load_cell_image
 from core.taxonomy import load_taxonomy
-from models.artifact import DEFAULT_DIR, input_geometry, load_cellnet, read_metadata, runtime_file
-from models.runtime import OnnxModel, OpenVinoModel, open_runtime
+from models.export.artifact import DEFAULT_DIR, input_geometry, load_cellnet, read_metadata, runtime_file
+from models.export.runtime import OnnxModel, OpenVinoModel, open_runtime
 
 log = logging.getLogger(__name__)
 UNID = "UNID"

@@ -15,14 +15,14 @@ import pandas as pd
 
 from core.errors import InvalidInput
 from core.preprocess import decode_all
-from models.train import TrainConfig, assemble, average_weights, recalibrate_batchnorm
+from models.engine.train import TrainConfig, assemble, average_weights, recalibrate_batchnorm
 
 
 def _recipe(meta: dict) -> dict:
     """What soup members must share, with the defaults of settings added later filled in (a model saved
     before 2026-12-06 has no field_of_view and saw the whole crop)."""
-    from models.artifact import input_geometry
-    from models.cellnet import CellNetConfig
+    from models.architecture.cellnet import CellNetConfig
+    from models.export.artifact import input_geometry
     return {"architecture": asdict(CellNetConfig(**meta["architecture"])), "input geometry": input_geometry(meta),
             "trained_features": meta.get("trained_features")}
 
@@ -44,9 +44,9 @@ def average_saved(out: Path, model_dirs: list[Path], simulated: pd.DataFrame, si
     ``simulated``: the simulated cells the members were trained with, read from ``simulated_dir``
     (:func:`simulate.training_set.read_training_set`); the folder is recorded in the metadata.
     """
-    from models.artifact import input_geometry, load_cellnet, save_cellnet
-    from models.calibrate import calibrate
-    from models.cellnet import CellNetConfig
+    from models.architecture.cellnet import CellNetConfig
+    from models.engine.calibrate import calibrate
+    from models.export.artifact import input_geometry, load_cellnet, save_cellnet
 
     model_dirs = [Path(d) for d in model_dirs]
     if len(model_dirs) < 2:

@@ -1,6 +1,6 @@
 """Start a wider cell network from a trained narrower one, computing the same function.
 
-Net2Net (Chen et al. 2016) in its zero-fan-out form, for :func:`models.cellnet.build_cellnet` with a
+Net2Net (Chen et al. 2016) in its zero-fan-out form, for :func:`models.architecture.cellnet.build_cellnet` with a
 larger ``width``, ``middle_width`` or ``exit_width`` and the same ``middle_blocks``: each weight tensor
 of the donor is copied into the leading slice of the new one. A new channel keeps its fresh random
 incoming weights, but the weights that carry it into the layers that follow are zero (the
