@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -84,6 +85,34 @@ def load_cell_image(source: str | Path | bytes, input_px: int, name: str | None 
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InvalidImage(f"{name}: the image data is truncated or corrupt ({exc})") from exc
     return centre_crop(square_resize(np.asarray(img), side), input_px)
+
+
+def decode_images(sources: Sequence[str | Path | bytes], input_px: int, names: Sequence[str | None] | None = None,
+                  limits: ImageLimits = ImageLimits(), field_of_view: float = 1.0, skip_invalid: bool = False,
+                  threads: int = 2) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """Decode a batch of crops (paths or bytes) as :func:`load_cell_image` does, with ``threads``
+    threads: ``(images, failed)``, images (n_ok, input_px, input_px, 3) uint8 in input order, and
+    ``failed`` the (index, message) of each input that could not be decoded.
+
+    The decoding contract of every engine that scores files: without ``skip_invalid`` the first
+    undecodable input raises its :class:`~core.errors.InvalidImage`; with it, that input is left out
+    and listed in ``failed``."""
+    from concurrent.futures import ThreadPoolExecutor
+    names = list(names) if names else [None] * len(sources)
+
+    def one(item):
+        try:
+            return load_cell_image(item[0], input_px, item[1], limits, field_of_view)
+        except InvalidImage as exc:
+            if not skip_invalid:
+                raise
+            return exc
+    with ThreadPoolExecutor(threads) as ex:
+        results = list(ex.map(one, zip(sources, names)))
+    failed = [(i, str(r)) for i, r in enumerate(results) if isinstance(r, Exception)]
+    arrays = [r for r in results if not isinstance(r, Exception)]
+    stacked = np.stack(arrays) if arrays else np.zeros((0, input_px, input_px, 3), np.uint8)
+    return stacked, failed
 
 
 def export_size(export_px: int) -> tuple[int, int]:

@@ -1,7 +1,8 @@
-"""One smear from images to a diagnosis: the single function the service and the CLI both call.
+"""One smear from images to a diagnosis and its report: what the service and the CLI both call.
 
 decode (core.preprocess) -> per-cell predictions (models.engine.infer) -> 114 parameters (featurize)
--> calibrated XGBoost call and SHAP (diagnose.model) -> WHO view (diagnose.who).
+-> calibrated XGBoost call and SHAP (diagnose.model) -> WHO view (diagnose.who) -> the HTML report
+with the stage-1 model's caution (:func:`render_report`).
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -71,6 +72,24 @@ def pairing_warning(diagnoser_metadata: dict, cellnet_version: str) -> str | Non
             "retrain it (`mdsdx train diagnosis`) before relying on its calls")
 
 
+def report_caution(cell_model_dir: Path | str | None, cellnet_version: str | None) -> str | None:
+    """The caution a smear report puts under its cell counts: the least reliable type calls of the
+    stage-1 model ``cellnet_version``, from the model card in ``cell_model_dir`` (None: the shipped
+    model). None when that card is missing or describes other weights."""
+    from models.export.artifact import DEFAULT_DIR
+    from models.export.model_card import fine_class_caution
+    return fine_class_caution(Path(cell_model_dir) if cell_model_dir else DEFAULT_DIR, cellnet_version)
+
+
+def render_report(result: "SmearResult", image_src: Callable[[str], str], cell_model_dir: Path | str | None = None,
+                  nav: str = "") -> str:
+    """The HTML report of one smear with its caution (:func:`report_caution` of the stage-1 model that
+    called the cells, whose folder is ``cell_model_dir``); ``image_src`` maps a cell's name to its image URL."""
+    from diagnose.report import render_smear_report
+    caution = report_caution(cell_model_dir, result.model_versions.get("cellnet"))
+    return render_smear_report(result, image_src, nav=nav, caution=caution)
+
+
 class SmearDiagnosisPipeline:
     """Loads the stage-1 model and the diagnoser once; diagnoses any number of smears."""
 
@@ -84,8 +103,17 @@ class SmearDiagnosisPipeline:
         self.model_versions = {"cellnet": self.predictor.version, "diagnoser": self.diagnoser.metadata_["version"]}
         self.feature_thresholds = self.predictor.metadata["calibration"].get("feature_thresholds", {})
         self.pairing_warning = pairing_warning(self.diagnoser.metadata_, self.predictor.version)
+        self._cautions: dict[str | None, str | None] = {}  # stage-1 version -> the report's caution
         if self.pairing_warning:
             log.warning(self.pairing_warning)
+
+    def render_report(self, result: SmearResult, image_src: Callable[[str], str], nav: str = "") -> str:
+        """:func:`render_report` for a result of this pipeline; each model version's caution is read once."""
+        from diagnose.report import render_smear_report
+        version = result.model_versions.get("cellnet")
+        if version not in self._cautions:
+            self._cautions[version] = report_caution(self.predictor.model_dir, version)
+        return render_smear_report(result, image_src, nav=nav, caution=self._cautions[version])
 
     def diagnose_images(self, sources: Sequence, names: Sequence[str], smear_id: str,
                         skip_invalid: bool = False) -> SmearResult:

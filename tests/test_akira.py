@@ -117,7 +117,7 @@ def test_bicubic_rotation_keeps_the_fine_texture_at_every_angle():
 
 
 def test_unknown_rotation_interpolation_is_one_line_and_exit_2(tmp_path):
-    from service.cli import cli
+    from cli import cli
     config = tmp_path / "bad.yaml"
     config.write_text("rotation_interpolation: lanczos\n")
     r = CliRunner().invoke(cli, ["granules", "cv", "--labels", str(tmp_path), "--out", str(tmp_path / "cv"),
@@ -151,7 +151,7 @@ def _tiny_table(root):
 
 
 def test_tiny_end_to_end(tmp_path):
-    from service.cli import cli
+    from cli import cli
     labels_dir = tmp_path / "labels"
     _tiny_table(labels_dir)
     config = tmp_path / "tiny.yaml"
@@ -393,7 +393,7 @@ def test_label_table_of_normal_neutrophils_only(tmp_path):
 
 
 def test_labels_cli_refuses_shares_with_table1(tmp_path):
-    from service.cli import cli
+    from cli import cli
     r = CliRunner().invoke(cli, ["granules", "labels", "--out", str(tmp_path / "t"), "--mix", "table1", "--dg-share", "0"])
     assert r.exit_code != 0 and "balanced mix" in r.output
     assert not (tmp_path / "t" / "labels.csv").exists()

@@ -49,7 +49,7 @@ def test_bad_matrix_is_refused():
 
 
 def test_cli_metrics(tmp_path):
-    from service.cli import cli
+    from cli import cli
     path = tmp_path / "cm.csv"
     path.write_text("\n".join(",".join(map(str, r)) for r in TABLE2))
     r = CliRunner().invoke(cli, ["granules", "metrics", "--confusion", str(path)])

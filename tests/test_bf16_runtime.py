@@ -45,7 +45,7 @@ def test_bf16_without_an_onnx_file_is_a_plain_error():
 
 @needs_bf16
 def test_bf16_is_recorded_made_default_and_close_to_float(tiny_models, tmp_path, monkeypatch):
-    from service.cli import cli
+    from cli import cli
     monkeypatch.delenv("MDSDX_RUNTIME", raising=False)
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
@@ -92,7 +92,7 @@ def test_akira_runs_in_bf16_close_to_float(tiny_models):
 
 
 def test_bf16_where_it_cannot_run_is_one_plain_line(tiny_models, tmp_path, monkeypatch):
-    from service.cli import cli
+    from cli import cli
     monkeypatch.setattr("models.export.quantize.bf16_support", lambda: "OpenVINO is not installed")
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)

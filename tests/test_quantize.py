@@ -20,7 +20,7 @@ def _crops(folder, n=12):
 
 
 def test_quantized_stage1_is_recorded_and_used_only_when_asked(tiny_models, tmp_path, monkeypatch):
-    from service.cli import cli
+    from cli import cli
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
     _crops(tmp_path / "calib")
@@ -91,7 +91,7 @@ def test_reduce_range_keeps_the_weights_in_7_bits(tiny_models, tmp_path, reduce_
     weight within [-64, 64]; the default recipe uses the full int8 range."""
     import onnx
     from onnx import numpy_helper
-    from service.cli import cli
+    from cli import cli
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
     _crops(tmp_path / "calib")
@@ -111,7 +111,7 @@ def test_percentile_calibration_narrows_activation_ranges(tiny_models, tmp_path)
     values, so no range is wider than MinMax's extremes and some are narrower; the record says which."""
     import onnx
     from onnx import numpy_helper
-    from service.cli import cli
+    from cli import cli
     _crops(tmp_path / "calib")
     scales = {}
     for method in ("minmax", "percentile"):
@@ -131,7 +131,7 @@ def test_percentile_calibration_narrows_activation_ranges(tiny_models, tmp_path)
 
 
 def test_unknown_calibration_is_refused(tiny_models, tmp_path):
-    from service.cli import cli
+    from cli import cli
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
     r = CliRunner().invoke(cli, ["train", "quantize", str(folder), "--calibration", "entropy"])

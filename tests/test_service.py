@@ -243,7 +243,7 @@ def test_login_next_is_not_an_open_redirect(client, api_key):
 def test_keys_cli(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from service.cli import cli
+    from cli import cli
     monkeypatch.setenv("MDSDX_HOME", str(tmp_path / "home"))
     runner = CliRunner()
     r = runner.invoke(cli, ["keys", "create", "lis"])
@@ -295,8 +295,8 @@ def test_delete_smear_removes_only_images_no_other_smear_uses(tiny_models, tiny_
 def test_delete_needs_the_submitting_key_and_gc_sweeps_after_the_grace(app, client, api_key, monkeypatch):
     from click.testing import CliRunner
 
+    from cli import cli
     from service.auth import create_key
-    from service.cli import cli
     with app.extensions["mdsdx"]["sessions"]() as db:
         other = create_key(db, "another-lab")
     smear = post(client, api_key, smear_form(6, "SLIDE-G")).json

@@ -8,8 +8,8 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from conftest import needs_shared_data, synthetic_cell
+from cli import cli
 from core.taxonomy import load_taxonomy
-from service.cli import cli
 from simulate.cells import allowed_types, label_vector, parse_feature_string, simulated_feature_ids
 from simulate.cohort import CohortConfig, load_disease_config, plan_cohort
 from simulate.partition import COHORT_SPLITS

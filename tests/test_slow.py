@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import needs_shared_data
-from service.cli import cli
+from cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow

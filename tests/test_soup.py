@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from cli import cli
 from core.errors import InvalidInput
 from models.engine.soup import average_weights
-from service.cli import cli
 
 
 def _tiny_net(seed, width=4):

@@ -15,8 +15,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from core.errors import InvalidImage
-from core.preprocess import ImageLimits, load_cell_image
+from core.preprocess import ImageLimits, decode_images
 from core.taxonomy import load_taxonomy
 from models.export.artifact import DEFAULT_DIR, input_geometry, load_cellnet, read_metadata, runtime_file
 from models.export.runtime import OnnxModel, OpenVinoModel, open_runtime
@@ -117,21 +116,7 @@ class CellPredictor:
 
         Without ``skip_invalid`` the first undecodable image raises :class:`InvalidImage`.
         """
-        names = names or [None] * len(sources)
-
-        def one(item):
-            try:
-                return load_cell_image(item[0], self.input_px, item[1], self.limits, self.field_of_view)
-            except InvalidImage as exc:
-                if not skip_invalid:
-                    raise
-                return exc
-        with ThreadPoolExecutor(self.threads) as ex:
-            results = list(ex.map(one, zip(sources, names)))
-        failed = [(i, str(r)) for i, r in enumerate(results) if isinstance(r, Exception)]
-        arrays = [r for r in results if not isinstance(r, Exception)]
-        stacked = np.stack(arrays) if arrays else np.zeros((0, self.input_px, self.input_px, 3), np.uint8)
-        return stacked, failed
+        return decode_images(sources, self.input_px, names, self.limits, self.field_of_view, skip_invalid, self.threads)
 
     def predict_arrays(self, images: np.ndarray) -> CellPredictions:
         """Predict already-decoded images (n, input_px, input_px, 3) uint8."""

@@ -9,14 +9,14 @@ gated score is kept for ROC analysis.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from core.akira_labels import load_labels
-from core.preprocess import ImageLimits, load_cell_image
+from core.preprocess import ImageLimits, decode_images
 from models.engine.akira.augment import DEFAULT_INTERPOLATION, rotation_views, saved_interpolation
 from models.engine.akira.metrics import grades_from_scores
 from models.export.akira_artifact import DEFAULT_DIR, load_akira_keras, read_akira_metadata
@@ -24,17 +24,20 @@ from models.export.artifact import runtime_file
 from models.export.runtime import OnnxModel, OpenVinoModel, open_runtime
 
 N_VIEWS = 16
+SCORE_CHUNK = 64  # files decoded, then scored, at a time
 
 
 @dataclass
 class GranuleScores:
     """Per cell: ``outputs`` (n, 34) maxima over the views, ``view_spread`` (n, 34) max - min over
-    the views, ``category`` (n,), ``dg_score`` (n,) gated continuous, ``dg_grade`` (n,) 0-3."""
+    the views, ``category`` (n,), ``dg_score`` (n,) gated continuous, ``dg_grade`` (n,) 0-3; ``failed``:
+    the inputs :meth:`GranuleScorer.score_files` skipped."""
     outputs: np.ndarray
     view_spread: np.ndarray
     category: np.ndarray
     dg_score: np.ndarray
     dg_grade: np.ndarray
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (input index, message) of skipped files
 
 
 def decode_px(input_px: int) -> int:
@@ -115,7 +118,25 @@ class GranuleScorer:
         category, dg = gate(outputs)
         return GranuleScores(outputs, np.array(spread).reshape(outputs.shape), category, dg, grades_from_scores(dg))
 
-    def score_files(self, sources: Sequence, names: Sequence[str] | None = None) -> GranuleScores:
-        names = names or [None] * len(sources)
-        crops = [load_cell_image(s, self.decode_px, n, self.limits) for s, n in zip(sources, names)]
-        return self.score_arrays(crops)
+    def score_files(self, sources: Sequence, names: Sequence[str] | None = None, skip_invalid: bool = False,
+                    progress=None, chunk: int = SCORE_CHUNK) -> GranuleScores:
+        """Decode and score image paths or bytes, ``chunk`` at a time, with the decoding contract of
+        :meth:`models.engine.infer.CellPredictor.predict_files` (:func:`core.preprocess.decode_images`):
+        without ``skip_invalid`` the first undecodable input raises :class:`~core.errors.InvalidImage`;
+        with it, such inputs are left out and listed in ``failed`` as (index, message).
+        ``progress`` (optional) is called with the number of inputs finished after each chunk."""
+        names = list(names) if names else [None] * len(sources)
+        parts, failed = [], []
+        for start in range(0, len(sources), chunk):
+            crops, bad = decode_images(sources[start:start + chunk], self.decode_px, names[start:start + chunk],
+                                       self.limits, skip_invalid=skip_invalid)
+            failed += [(start + i, msg) for i, msg in bad]
+            if len(crops):
+                parts.append(self.score_arrays(crops))
+            if progress:
+                progress(len(sources[start:start + chunk]))
+        if not parts:
+            return GranuleScores(**{**vars(self.score_arrays([])), "failed": failed})
+        joined = {k: np.concatenate([getattr(p, k) for p in parts]) for k in ("outputs", "view_spread", "category",
+                                                                             "dg_score", "dg_grade")}
+        return GranuleScores(**joined, failed=failed)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from service.cli.common import service_db
+from cli.common import service_db
 
 
 @click.group()

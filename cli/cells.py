@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from cli.common import model_option, out_file_option
 from core.preprocess import IMAGE_SUFFIXES
 
 
@@ -32,8 +33,8 @@ def cells() -> None:
 
 @cells.command("classify")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="CSV to write.")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True), help="Model folder (default: the shipped model).")
+@out_file_option("CSV to write.")
+@model_option("Model folder (default: the shipped model).")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=64, show_default=True)
 def classify(paths, out: Path, model_dir, batch_size: int) -> None:
     """Classify every image in PATHS (files or folders) into 17 types and 97 features."""

@@ -5,14 +5,15 @@ from pathlib import Path
 
 import click
 
+from cli.common import cell_model_option, out_file_option
 from core.preprocess import IMAGE_SUFFIXES
 
 
 @click.command()
 @click.argument("smear_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="results CSV to write.")
+@out_file_option("results CSV to write.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), help="Write one HTML report per smear and the cohort heatmap here.")
-@click.option("--cell-model", type=click.Path(file_okay=False, exists=True), help="Stage-1 model folder (default: shipped).")
+@cell_model_option()
 @click.option("--diagnoser", type=click.Path(file_okay=False, exists=True), help="Diagnoser folder (default: shipped).")
 def diagnose(smear_dirs, out: Path, report_dir: Path | None, cell_model, diagnoser) -> None:
     """Diagnose each SMEAR_DIR (one folder of cell images = one smear) as MDS or AA.
@@ -25,10 +26,8 @@ def diagnose(smear_dirs, out: Path, report_dir: Path | None, cell_model, diagnos
 
     from core.errors import InvalidInput, MdsdxError
     from diagnose.pipeline import SmearDiagnosisPipeline
-    from diagnose.report import cohort_heatmap_png, file_data_uri, render_smear_report
-    from models.export.model_card import fine_class_caution
+    from diagnose.report import cohort_heatmap_png, file_data_uri
     pipeline = SmearDiagnosisPipeline(cell_model, diagnoser)
-    caution = fine_class_caution(pipeline.predictor.model_dir, pipeline.predictor.version)
     rows, results, failures = [], [], 0
     if report_dir:
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -49,7 +48,7 @@ def diagnose(smear_dirs, out: Path, report_dir: Path | None, cell_model, diagnos
             click.echo(f"warning: {result.smear_id}: {w}", err=True)
         if report_dir:
             by_name = {f.name: f for f in files}
-            html = render_smear_report(result, lambda name: file_data_uri(by_name[name]), caution=caution)
+            html = pipeline.render_report(result, lambda name: file_data_uri(by_name[name]))
             (report_dir / f"{result.smear_id}.html").write_text(html, encoding="utf-8")
             results.append(result)
     if not rows:

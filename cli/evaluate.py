@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from service.cli.common import seed_option, setup_logging
+from cli.common import data_root_option, model_option, out_dir_option, seed_option, setup_logging, simulated_dir_option
 
 
 @click.group()
@@ -14,10 +14,10 @@ def evaluate() -> None:
 
 
 @evaluate.command("cells")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for tables and plots.")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True), help="Model folder (default: shipped).")
-@click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
-@click.option("--simulated-dir", type=click.Path(file_okay=False, exists=True), help="Simulated cells (cells.csv) with a test split.")
+@out_dir_option("Folder for tables and plots.")
+@model_option()
+@data_root_option()
+@simulated_dir_option("Simulated cells (cells.csv) with a test split.")
 @click.option("--split", type=click.Choice(["test", "val"]), default="test", show_default=True,
               help="val compares trained models without reading the test split.")
 @click.option("--export-px", type=click.IntRange(64, 1024), default=None,

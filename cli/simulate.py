@@ -5,13 +5,14 @@ from pathlib import Path
 
 import click
 
+from cli.common import out_dir_option, seed_option
 from simulate.partition import COHORT_SPLITS
 
 
 @click.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Output folder (must be new or empty).")
+@out_dir_option("Output folder (must be new or empty).", required=False)
 @click.option("--smears", type=click.IntRange(min=1), help="Number of smears.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same cohort.")
+@seed_option(help="Same seed, same cohort.")
 @click.option("--cells", type=click.IntRange(1, 5000), help="Cells per smear (default: 100-200 drawn per smear).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Disease-distribution YAML (default: the shipped simulate/diseases.yaml).")

@@ -1,21 +1,22 @@
-"""The ``mdsdx`` command group. One module per command; heavy imports stay inside the commands."""
+"""The ``mdsdx`` command line, beside the service: one click group, one module per command, shared
+options in :mod:`cli.common`. Heavy imports stay inside the commands, so ``mdsdx --help`` answers at once."""
 from __future__ import annotations
 
 import sys
 
 import click
 
+from cli.cells import cells
+from cli.diagnose import diagnose
+from cli.evaluate import evaluate
+from cli.granules import granules
+from cli.keys import keys
+from cli.serve import serve
+from cli.simulate import simulate
+from cli.smears import smears
+from cli.taxonomy import taxonomy
+from cli.train import train
 from core.errors import MdsdxError
-from service.cli.cells import cells
-from service.cli.diagnose import diagnose
-from service.cli.evaluate import evaluate
-from service.cli.granules import granules
-from service.cli.keys import keys
-from service.cli.serve import serve
-from service.cli.simulate import simulate
-from service.cli.smears import smears
-from service.cli.taxonomy import taxonomy
-from service.cli.train import train
 
 
 class MdsdxGroup(click.Group):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from service.cli.common import config_option, load_dataclass_config, setup_logging
+from cli.common import (config_option, data_root_option, epochs_option, labels_option, load_dataclass_config,
+                        model_option, out_dir_option, out_file_option, seed_option, setup_logging)
 
 
 @click.group()
@@ -15,9 +16,9 @@ def granules() -> None:
 
 
 @granules.command("labels")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Label-table folder to write.")
-@click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@out_dir_option("Label-table folder to write.")
+@data_root_option()
+@seed_option()
 @click.option("--mix", type=click.Choice(["balanced", "table1"]), default="balanced", show_default=True,
               help="balanced: the same number of crops per source, a fixed share of neutrophils with DG; table1: the cell counts of Mori's Table 1.")
 @click.option("--split", "splits", type=click.Choice(["train", "val", "test"]), multiple=True,
@@ -53,11 +54,11 @@ def make_labels(out: Path, data_root, seed: int, mix: str, splits, sources, neut
 
 
 @granules.command("train")
-@click.option("--labels", "labels_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Model folder to write.")
+@labels_option()
+@out_dir_option("Model folder to write.")
 @config_option()
 @click.option("--paper", is_flag=True, help="Paper-faithful ResNet-152 at 224 px and learning rates (random init unless backbone_weights is set).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Override the number of epochs.")
+@epochs_option()
 def train(labels_dir: Path, out: Path, config_file, paper: bool, epochs) -> None:
     """Train on the whole label table and save OUT/akira.keras with metadata.json."""
     setup_logging()
@@ -68,11 +69,11 @@ def train(labels_dir: Path, out: Path, config_file, paper: bool, epochs) -> None
 
 
 @granules.command("cv")
-@click.option("--labels", "labels_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for predictions and metrics.")
+@labels_option()
+@out_dir_option("Folder for predictions and metrics.")
 @config_option()
 @click.option("--paper", is_flag=True, help="Paper-faithful ResNet-152 at 224 px and learning rates.")
-@click.option("--epochs", type=click.IntRange(min=1), help="Override the number of epochs.")
+@epochs_option()
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Folds trained at once, in separate processes sharing the CPU cores.")
 def cv(labels_dir: Path, out: Path, config_file, paper: bool, epochs, workers: int) -> None:
@@ -86,38 +87,27 @@ def cv(labels_dir: Path, out: Path, config_file, paper: bool, epochs, workers: i
     click.echo(json.dumps({k: metrics[k] for k in shown if k in metrics}, indent=2))
 
 
-SCORE_CHUNK = 64  # files decoded, then scored, at a time (a file that cannot be decoded is skipped alone)
-
-
 @granules.command("score")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True), help="Model folder (default: shipped).")
+@out_file_option()
+@model_option()
 def score(paths, out: Path, model_dir) -> None:
     """Score cell images (files or folders): path,dg_score,dg_grade,category."""
     import pandas as pd
     from tqdm import tqdm
 
-    from core.errors import InvalidImage
-    from core.preprocess import load_cell_image
+    from cli.cells import find_images
     from models.engine.akira.infer import GranuleScorer
-    from service.cli.cells import find_images
     files = find_images(paths)
     scorer = GranuleScorer(model_dir)
-    rows = []
     with tqdm(total=len(files), unit="cell", desc="score", disable=None) as bar:
-        for start in range(0, len(files), SCORE_CHUNK):
-            kept, crops = [], []
-            for f in files[start:start + SCORE_CHUNK]:
-                try:
-                    crops.append(load_cell_image(str(f), scorer.decode_px, limits=scorer.limits))
-                    kept.append(f)
-                except InvalidImage as exc:
-                    click.echo(f"skipped: {exc}", err=True)
-            s = scorer.score_arrays(crops)
-            rows += [{"path": str(f), "dg_score": round(float(v), 4), "dg_grade": int(g), "category": c}
-                     for f, v, g, c in zip(kept, s.dg_score, s.dg_grade, s.category)]
-            bar.update(len(files[start:start + SCORE_CHUNK]))
+        s = scorer.score_files([str(f) for f in files], skip_invalid=True, progress=bar.update)
+    for _, message in s.failed:
+        click.echo(f"skipped: {message}", err=True)
+    skipped = {i for i, _ in s.failed}
+    kept = [f for i, f in enumerate(files) if i not in skipped]
+    rows = [{"path": str(f), "dg_score": round(float(v), 4), "dg_grade": int(g), "category": c}
+            for f, v, g, c in zip(kept, s.dg_score, s.dg_grade, s.category)]
     out.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows, columns=["path", "dg_score", "dg_grade", "category"]).to_csv(out, index=False)
     click.echo(f"wrote {len(rows)} cells to {out}")
@@ -125,8 +115,8 @@ def score(paths, out: Path, model_dir) -> None:
 
 @granules.command("review")
 @click.option("--cv", "cv_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True)
-@click.option("--labels", "labels_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@labels_option()
+@out_dir_option(None)
 def review(cv_dir: Path, labels_dir: Path, out: Path) -> None:
     """Export the misclassified cells (raw outputs, 16-view spread, contact sheet) for the doctors."""
     from models.engine.akira.review import export_review
@@ -135,7 +125,7 @@ def review(cv_dir: Path, labels_dir: Path, out: Path) -> None:
 
 
 @granules.command("relabel")
-@click.option("--labels", "labels_dir", type=click.Path(file_okay=False, exists=True, path_type=Path), required=True)
+@labels_option()
 @click.option("--corrections", type=click.Path(dir_okay=False, exists=True, path_type=Path), required=True,
               help="CSV with Filename,label,new_value,who.")
 def relabel(labels_dir: Path, corrections: Path) -> None:

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from service.cli.common import config_option, load_dataclass_config, seed_option, setup_logging
+from cli.common import (cell_model_option, config_option, data_root_option, epochs_option, load_dataclass_config,
+                        out_dir_option, seed_option, setup_logging, simulated_dir_option)
 
 
 def simulated_cells(folder: Path, make_if_missing: bool = False, data_root: str | None = None, seed: int = 0):
@@ -26,11 +27,11 @@ def train() -> None:
 
 
 @train.command("cells")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
+@out_dir_option()
 @config_option()
-@click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
-@click.option("--simulated-dir", type=click.Path(file_okay=False), help="Reuse simulated cells made before (cells.csv inside).")
-@click.option("--epochs", type=int, help="Override the number of epochs.")
+@data_root_option()
+@simulated_dir_option("Reuse simulated cells made before (cells.csv inside).", exists=False)
+@epochs_option(type=int)
 @click.option("--init-weights", type=click.Path(dir_okay=False, exists=True), help="Start from this weights file.")
 @seed_option()
 def train_cells(out: Path, config_file: Path | None, data_root, simulated_dir, epochs, init_weights, seed: int) -> None:
@@ -45,10 +46,10 @@ def train_cells(out: Path, config_file: Path | None, data_root, simulated_dir, e
 
 
 @train.command("diagnosis")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
+@out_dir_option()
 @config_option()
-@click.option("--cell-model", type=click.Path(file_okay=False, exists=True), help="Stage-1 model folder (default: shipped).")
-@click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
+@cell_model_option()
+@data_root_option()
 def train_diagnosis(out: Path, config_file: Path | None, cell_model, data_root) -> None:
     """Simulate cohorts, featurize them through the stage-1 CNN, fit and evaluate the MDS-vs-AA XGBoost."""
     setup_logging()
@@ -61,7 +62,7 @@ def train_diagnosis(out: Path, config_file: Path | None, cell_model, data_root) 
 
 @train.command("attributes")
 @click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
+@data_root_option()
 @click.option("--train-views", type=click.IntRange(1, 8), default=1, show_default=True,
               help="Fit on this many exact views of each train crop (rotations by 90 degrees and flips).")
 @click.option("--fit-on-validation", is_flag=True,
@@ -78,9 +79,8 @@ def train_attributes(model_dir: Path, data_root, train_views: int, fit_on_valida
 
 @train.command("recalibrate")
 @click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--simulated-dir", type=click.Path(file_okay=False, exists=True), required=True,
-              help="The simulated cells the model was trained with (cells.csv inside).")
-@click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
+@simulated_dir_option("The simulated cells the model was trained with (cells.csv inside).", required=True)
+@data_root_option()
 def train_recalibrate(model_dir: Path, simulated_dir, data_root) -> None:
     """Refit a stage-1 model's temperatures, UNID threshold and feature thresholds on its validation split."""
     setup_logging()
@@ -94,10 +94,9 @@ def train_recalibrate(model_dir: Path, simulated_dir, data_root) -> None:
 
 @train.command("soup")
 @click.argument("model_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
-@click.option("--simulated-dir", type=click.Path(file_okay=False, exists=True), required=True,
-              help="The simulated cells the models were trained with (cells.csv inside).")
-@click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
+@out_dir_option()
+@simulated_dir_option("The simulated cells the models were trained with (cells.csv inside).", required=True)
+@data_root_option()
 def train_soup(model_dirs: tuple[Path, ...], out: Path, simulated_dir, data_root) -> None:
     """Average the weights of 2 or more stage-1 fine-tunes of one start (MODEL_DIRS), then re-estimate
     batch norm and recalibrate; refit the attribute head after with `mdsdx train attributes OUT`."""
@@ -120,7 +119,7 @@ def train_onnx(model_dir: Path) -> None:
 
 @train.command("bf16")
 @click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option("--data-root", type=click.Path(file_okay=False, exists=True), help="Folder with pbc/ and marrow/ (default ../shared/data).")
+@data_root_option()
 @click.option("--images", "images_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Check on the crops in this folder instead of the shared data's train split.")
 @click.option("--make-default", is_flag=True,
@@ -128,8 +127,8 @@ def train_onnx(model_dir: Path) -> None:
 def train_bf16(model_dir: Path, data_root, images_dir, make_default: bool) -> None:
     """Check MODEL_DIR's float ONNX file under the bf16 runtime (OpenVINO) and record it in its metadata.json."""
     setup_logging()
+    from cli.cells import find_images
     from models.export.quantize import add_bf16
-    from service.cli.cells import find_images
     images = [str(p) for p in find_images([str(images_dir)])] if images_dir else None
     record = add_bf16(model_dir, data_root=data_root, images=images, make_default=make_default)
     click.echo(f"recorded the bf16 runtime of {model_dir / record['onnx']} (agreement with ONNX Runtime's float "
@@ -151,8 +150,8 @@ def train_quantize(model_dir: Path, data_root, images_dir, make_default: bool, r
                    calibration: str) -> None:
     """Add an int8 ONNX file to MODEL_DIR (stage-1 or AKIRA), used with MDSDX_RUNTIME=int8."""
     setup_logging()
+    from cli.cells import find_images
     from models.export.quantize import add_int8
-    from service.cli.cells import find_images
     images = [str(p) for p in find_images([str(images_dir)])] if images_dir else None
     record = add_int8(model_dir, data_root=data_root, images=images, make_default=make_default,
                       reduce_range=reduce_range, calibration=calibration)

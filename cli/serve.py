@@ -16,7 +16,7 @@ import click
 @click.option("--dev", is_flag=True, help="Turn authentication OFF (development only).")
 def serve(host: str, port: int, workers: int, dev: bool) -> None:
     """Start the HTTP service (MDSDX_HOME and MDSDX_DATABASE_URL are honoured)."""
-    from service.cli.common import setup_logging
+    from cli.common import setup_logging
     setup_logging()
     if dev:
         os.environ["MDSDX_DEV"] = "1"
