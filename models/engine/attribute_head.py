@@ -120,7 +120,7 @@ def labelled_split_embeddings(model_dir: Path | str | None, splits: tuple[str, .
                               threads: int = 2, batch_size: int = 64) -> tuple[dict, dict, list[int]]:
     """For the stage-1 model in ``model_dir`` (None: the shipped one), the embeddings (n, d) and WBCAtt
     targets (n, attributes) of each split's unaugmented crops with WBCAtt labels, keyed by split, and the
-    attributes' group sizes. Used by the head diagnostics in scripts/."""
+    attributes' group sizes. Used by the head diagnostics in experiments/scripts/."""
     from core.datasets import attribute_targets, load_all, source_map
     from core.preprocess import decode_all
     from models.export.artifact import input_geometry, load_cellnet

@@ -1,4 +1,4 @@
-"""Diagnostic only (python scripts/attribute_learning_curve_diagnostic.py [MODEL_DIR]; writes nothing): WBCAtt mean
+"""Diagnostic only (python experiments/scripts/attribute_learning_curve_diagnostic.py [MODEL_DIR]; writes nothing): WBCAtt mean
 accuracy on the validation split (never the test split) of the shipped linear head's fit
 (models.engine.attribute_head.fit_attribute_head) on random fractions of the train split's frozen embeddings, 3 draws each
 below the whole. Question: does the head still gain from more crops, so that refitting it on train and validation
@@ -6,7 +6,7 @@ below the whole. Question: does the head still gain from more crops, so that ref
 On the shipped model (cellnet-20261204-1309-att202612041313), 2026-12-06, 5,526 train crops, 643 validation crops:
 50 % 92.62 %, 75 % 92.77 %, 89 % 92.94 %, 100 % 92.95 % (measured by this script's scratch form, which saved the
 embeddings and ran the fractions in two runs; about 40 minutes on 2 cores, the fits dominating). The same 100 % in
-the split's own row order gives 93.04 % (scripts/attribute_mlp_diagnostic.py): the cross-validated choice of C
+the split's own row order gives 93.04 % (experiments/scripts/attribute_mlp_diagnostic.py): the cross-validated choice of C
 depends on the row order, about 0.1 point of noise, as large as the last steps of the curve. The head gains little
 beyond 89 % of the train crops: refitting on train and validation is expected to gain 0.1 point at most."""
 import sys

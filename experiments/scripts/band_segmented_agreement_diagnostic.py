@@ -1,4 +1,4 @@
-"""Diagnostic only (python scripts/band_segmented_agreement_diagnostic.py; writes nothing): how consistently are band
+"""Diagnostic only (python experiments/scripts/band_segmented_agreement_diagnostic.py; writes nothing): how consistently are band
 and segmented neutrophils labelled? Every PBC neutrophil crop carries two independent expert readings of its
 nucleus: PBC's cell class (Acevedo et al., band_neutrophil or segmented_neutrophil) and WBCAtt's nucleus_shape
 attribute (Tsutsui et al.: segmented-bilobed / -multilobed, unsegmented-band, ...). Here segmented-* reads as SNE and
@@ -12,7 +12,7 @@ Measured 2026-12-06 (shipped model cellnet-20261204-1309-att202612041313), about
   of PBC's 1,156 band neutrophils as segmented (3.3 %);
 - the shipped model's call agrees with PBC on 82.4 % (kappa 0.65) of validation and 87.1 % (0.74) of test crops, and
   with WBCAtt on 71.8 % (0.44) and 75.7 % (0.51).
-Measured 2026-12-06 session 20 (shipped model cellnet-20261206-1703-att202612061707, bf16 runtime): its call agrees
+Measured 2026-12-06 (shipped model cellnet-20261206-1703-att202612061707, bf16 runtime): its call agrees
 with PBC on 85.6 % of validation and 88.0 % of test crops; on the crops where PBC and WBCAtt agree, 92.4 % (157
 validation crops) and 92.5 % (253 test); where they disagree, 67.8 % (59) and 73.8 % (80).
 The fine-class target asks for 90 % sensitivity against one annotation on a boundary where two expert annotations

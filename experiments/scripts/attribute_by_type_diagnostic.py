@@ -1,4 +1,4 @@
-"""Diagnostic only (python scripts/attribute_by_type_diagnostic.py [MODEL_DIR]; writes nothing): WBCAtt mean accuracy
+"""Diagnostic only (python experiments/scripts/attribute_by_type_diagnostic.py [MODEL_DIR]; writes nothing): WBCAtt mean accuracy
 on the validation split (never the test split) of the attribute head that `mdsdx train attributes` fits
 (models.engine.attribute_head.fit_attribute_head on the frozen 512-d embeddings of the train split), fitted either once for
 all white cells, as shipped, or once per WBCAtt cell type, each validation crop routed to the head of the type the

@@ -1,4 +1,4 @@
-"""Diagnostic only (python scripts/fine_class_tta_diagnostic.py; writes nothing): does test-time augmentation help
+"""Diagnostic only (python experiments/scripts/fine_class_tta_diagnostic.py; writes nothing): does test-time augmentation help
 the fine classes? The shipped stage-1 model's calibrated type probabilities averaged over 1, 2, 4 or 8 exact
 rotations / flips of the real PBC validation crops of SNE, BNE, MMY, MY and PMY (never the test split).
 Measured 2026-12-06: fine-class macro sensitivity 82.30 % (1 view), 81.16 (2), 80.44 (4), 82.25 (8): no gain, and

@@ -1,10 +1,10 @@
-"""Diagnostic only (python scripts/fine_class_bias_diagnostic.py; writes nothing): how much of the fine-class
+"""Diagnostic only (python experiments/scripts/fine_class_bias_diagnostic.py; writes nothing): how much of the fine-class
 shortfall is the decision rule? The shipped model calls a cell's type by the argmax of its calibrated
 probabilities, which maximises accuracy, not the macro sensitivity of the fine-class target. Here additive biases on
 the log-probabilities of SNE, BNE, MMY, MY and PMY are fitted to maximise that macro sensitivity on one half of the
 real PBC validation crops (coordinate search over a grid) and scored on the other half, both ways round (2-fold,
 stratified by type, 5 seeds). No model is chosen with it and the test split is not read.
-Measured 2026-12-06 session 20 (shipped model cellnet-20261206-1703-att202612061707, bf16 runtime), a few seconds:
+Measured 2026-12-06 (shipped model cellnet-20261206-1703-att202612061707, bf16 runtime), a few seconds:
 - 1,109 real PBC validation crops, 402 of them fine-class; argmax macro sensitivity 85.79 %;
 - on the held-out halves, argmax 85.80 % and fitted biases 84.66 % (mean -1.15 points, -2.56 to +0.04);
 - fitted and scored on all validation crops, the in-sample ceiling is 86.32 %.

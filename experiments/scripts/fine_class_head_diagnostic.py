@@ -1,4 +1,4 @@
-"""Diagnostic only (python scripts/fine_class_head_diagnostic.py; writes nothing): within the 5 fine classes, the trained head's argmax vs a logistic regression
+"""Diagnostic only (python experiments/scripts/fine_class_head_diagnostic.py; writes nothing): within the 5 fine classes, the trained head's argmax vs a logistic regression
 fitted on frozen train-split embeddings, scored on the validation split (never the test split)."""
 import numpy as np, pandas as pd
 from core.datasets import load_all

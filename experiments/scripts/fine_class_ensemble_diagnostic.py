@@ -1,8 +1,8 @@
-"""Diagnostic only (python scripts/fine_class_ensemble_diagnostic.py; writes nothing; about 2 minutes): would an
+"""Diagnostic only (python experiments/scripts/fine_class_ensemble_diagnostic.py; writes nothing; about 2 minutes): would an
 ensemble of the field-of-view fine-tunes, averaging their calibrated type probabilities (one forward pass per
 member), beat their weight average (one pass)? Fine-class macro sensitivity on the real PBC validation crops of
 SNE, BNE, MMY, MY and PMY (never the test split).
-Measured 2026-12-06 (session 18): runs/cellnet14 84.45 %, runs/cellnet15 84.94 %, runs/cellnet16 83.47 %; weight
+Measured 2026-12-06: runs/cellnet14 84.45 %, runs/cellnet15 84.94 %, runs/cellnet16 83.47 %; weight
 averages runs/soup_fov2 (14 + 15, shipped) 85.79 %, runs/soup_fov3 (14 + 15 + 16) 85.34 %; probability ensembles
 14 + 15 85.60 %, 14 + 15 + 16 84.59 %. The ensembles cost 2-3x the inference and do not beat the soups, so they
 are no teacher for distilling a better single model."""

@@ -1,4 +1,4 @@
-"""Diagnostic only (python scripts/attribute_mlp_diagnostic.py [MODEL_DIR]; writes nothing): WBCAtt mean accuracy on
+"""Diagnostic only (python experiments/scripts/attribute_mlp_diagnostic.py [MODEL_DIR]; writes nothing): WBCAtt mean accuracy on
 the validation split (never the test split) of a one-hidden-layer head (256 ReLU units, scikit-learn MLPClassifier
 with early stopping, one per attribute, on the standardised frozen 512-d embedding of the train split) against the
 shipped linear head's form (models.engine.attribute_head.fit_attribute_head on the same embeddings).

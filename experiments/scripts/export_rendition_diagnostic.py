@@ -1,4 +1,4 @@
-"""Diagnostic only (python scripts/export_rendition_diagnostic.py [--model DIR]; writes nothing): does a stage-1
+"""Diagnostic only (python experiments/scripts/export_rendition_diagnostic.py [--model DIR]; writes nothing): does a stage-1
 model call the same validation crops the same way when they arrive as 360 x 363 px analyser exports, and would
 first bringing an export back to the training crops' 256-px grid undo the difference?
 
@@ -10,7 +10,7 @@ sensitivity on the real PBC crops (SNE / BNE / MMY / MY / PMY), the share of all
 as-stored call, the mean L1 distance of the type probabilities to it, and the mean pixel difference of the network's
 input. No model is chosen with it and the test split is not read. About 4 minutes on 2 cores.
 
-Measured 2026-12-07 session 21, shipped model cellnet-20261206-1703-att202612061707 (bf16, 2-core AMD EPYC):
+Measured 2026-12-07, shipped model cellnet-20261206-1703-att202612061707 (bf16, 2-core AMD EPYC):
 
 | variant | fine classes | same call | L1 | pixel difference |
 |---|---|---|---|---|

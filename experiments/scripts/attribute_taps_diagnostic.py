@@ -1,4 +1,4 @@
-"""Diagnostic only (python scripts/attribute_taps_diagnostic.py; writes nothing): WBCAtt mean accuracy on the
+"""Diagnostic only (python experiments/scripts/attribute_taps_diagnostic.py; writes nothing): WBCAtt mean accuracy on the
 validation split (never the test split) of per-attribute logistic regressions fitted on the train split's frozen,
 standardised features of the shipped stage-1 model: the 512-d embedding alone, and the embedding beside the global
 average of the block-11 output (the last downstream block, 256-d). 2026-12-04: 92.80 % and 92.73 %."""

@@ -6,14 +6,14 @@ the 8-group accuracy of the PBC crops, and the mean L1 distance of the calibrate
 Variants: the shipped recipe (MinMax, 192 crops); the three output heads, the two stem convolutions or the 32
 depthwise convolutions left in float; 512 calibration crops; Percentile (99.99, or ONNX Runtime's default
 99.999) or Entropy calibration; int8 symmetric activations.
-Measured 2026-12-06 (session 17) on the shipped model cellnet-20261206-1703-att202612061707, 1,347 validation
+Measured 2026-12-06 on the shipped model cellnet-20261206-1703-att202612061707, 1,347 validation
 crops (float: 8 groups 99.12 % of the 1,130 PBC ones), about 5 minutes; same top type / 8 groups / mean L1:
 shipped recipe 99.03 / 99.20 % / 0.0231; float heads 98.81 / 99.20 / 0.0217; float stem 98.89 / 99.12 / 0.0232;
 float depthwise 98.89 / 99.20 / 0.0245; 512 calibration crops 99.18 / 99.12 / 0.0240; Percentile 98.89 / 99.12 /
 0.0258; Entropy 99.03 / 99.20 / 0.0231 (the same figures as MinMax); symmetric int8 activations 97.92 / 99.12 /
 0.0336. The differences are one to three crops: no recipe is clearly closer to the float model, so
 `mdsdx train quantize` kept its recipe.
-Rerun 2026-12-06 (session 19) with Percentile at 99.999 added: the same figures for the other variants, and
+Rerun 2026-12-06 with Percentile at 99.999 added: the same figures for the other variants, and
 percentile_99999 99.03 / 99.20 % / 0.0168, the same top types as the shipped recipe at 27 % less L1 distance.
 On 3,000 other train-split crops it kept 99.43 % of the top types against 98.97 % (mean L1 0.0147 against 0.0201),
 so `mdsdx train quantize --calibration percentile` makes it."""

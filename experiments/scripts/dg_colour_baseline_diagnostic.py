@@ -1,4 +1,4 @@
-"""Diagnostic only (python scripts/dg_colour_baseline_diagnostic.py [LABELS_DIR [CV_DIR]]; writes nothing): how well
+"""Diagnostic only (python experiments/scripts/dg_colour_baseline_diagnostic.py [LABELS_DIR [CV_DIR]]; writes nothing): how well
 does a hand-made statistic separate the SIMULATED DG grades of an AKIRA label table's neutrophils, against the CNN?
 
 For every neutrophil row of LABELS_DIR (default runs/akira/labels3), the simulator's own segmentation

@@ -1,4 +1,4 @@
-"""Diagnostic only (python scripts/fine_class_specialist_diagnostic.py [PX LR EPOCHS]; writes runs/fine_spec_*): is
+"""Diagnostic only (python experiments/scripts/fine_class_specialist_diagnostic.py [PX LR EPOCHS]; writes runs/fine_spec_*): is
 the fine-class target (macro sensitivity >= 90 %) limited by a stage-1 model that must also learn 12 other types
 and 97 features? The shipped network is fine-tuned whole as a 5-way specialist (SNE, BNE, MMY, MY, PMY) on the real
 PBC train crops of those classes alone (class-balanced, the training augmentation, AdamW with a cosine from LR), its

@@ -1,4 +1,4 @@
-"""Diagnostic only (python scripts/morphometry_diagnostic.py; writes runs/morph.npz): do measured morphometrics of the
+"""Diagnostic only (python experiments/scripts/morphometry_diagnostic.py; writes runs/morph.npz): do measured morphometrics of the
 simulator's segmentation (simulate.segment.segment_cell on the 256-px crop: cell and nucleus area as shares of the crop,
 N:C ratio, nucleus components before and after 2- and 4-px erosions, nucleus thickness, boundary ratios) add to the
 shipped model's frozen 512-d embedding? Scale augmentation (0.8-1.2, required by the issue) blurs absolute size,

@@ -1,4 +1,4 @@
-"""Diagnostic only (python scripts/rotation_texture_diagnostic.py; writes nothing): does the rotation of AKIRA's 16
+"""Diagnostic only (python experiments/scripts/rotation_texture_diagnostic.py; writes nothing): does the rotation of AKIRA's 16
 inference views wash out granule texture? 80 untouched (DG0) and 80 simulated-DG1 train-split PBC neutrophils, decoded
 to 128 px (the compact model's decode size), rotated by 22.5 deg x n; per view the granule texture energy of
 simulate.transforms.granule_texture_energy within the rotated segmentation mask.
