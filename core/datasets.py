@@ -46,7 +46,7 @@ def source_map() -> dict:
 
 
 def default_data_root() -> Path:
-    """``../shared/data`` relative to the project root (the folder holding ``models/``)."""
+    """``../shared/data`` relative to the project root (the folder holding ``core/``)."""
     return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 

@@ -33,7 +33,7 @@ class CellPredictions:
     - ``embedding`` (n, d): the pooled last hidden layer;
     - ``cell_type`` (n,): the type abbreviation, or ``UNID`` below the confidence threshold;
     - ``confidence`` (n,): the top type probability;
-    - ``attribute_logits`` (n, 31): the WBCAtt attribute head, grouped as in ``models/sources.yaml``;
+    - ``attribute_logits`` (n, 31): the WBCAtt attribute head, grouped as in ``core/sources.yaml``;
     - ``failed``: (index, message) of inputs that could not be decoded, when decoding skipped them
       (the arrays above then hold only the decoded inputs, in input order).
     """
