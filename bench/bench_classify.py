@@ -23,7 +23,7 @@ def main() -> None:
     ap.add_argument("--export-px", type=int, default=None, help="upscale crops to this size (360 = DI-60 export)")
     ap.add_argument("--runtime", default=None, help="auto (default), onnx, bf16, int8 or keras")
     args = ap.parse_args()
-    from models.infer import CellPredictor
+    from models.engine.infer import CellPredictor
     predictor = CellPredictor(args.model, runtime=args.runtime)
     blobs = test_crops(args.cells, args.export_px)
     with tempfile.TemporaryDirectory() as tmp:

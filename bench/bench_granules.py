@@ -30,8 +30,8 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--runtime", default=None, help="auto (default), onnx, bf16, int8 or keras")
     args = ap.parse_args()
-    from models.akira.infer import GranuleScorer
-    from models.akira.net import AkiraConfig, build_akira
+    from models.architecture.akira import AkiraConfig, build_akira
+    from models.engine.akira.infer import GranuleScorer
     blobs = test_crops(max(args.cells, args.paper_cells))
     try:
         if args.runtime:
@@ -40,7 +40,7 @@ def main() -> None:
         print(f"compact ({compact.version}, {compact.input_px} px, {compact.runtime} runtime): "
               f"{rate(compact, blobs[:args.cells]):.1f} cells/s with 16 rotations (target >= 20)")
     except Exception as exc:  # no shipped model yet: measure the untrained default architecture
-        from models.akira.train import AkiraTrainConfig
+        from models.engine.akira.train import AkiraTrainConfig
         cfg = AkiraTrainConfig(init_from_cellnet=None)
         scorer = GranuleScorer(model=build_akira(cfg.net()), input_px=cfg.input_px)
         print(f"compact (untrained default architecture, {cfg.input_px} px; {exc}): "

@@ -19,7 +19,7 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=150)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    from models.datasets import default_data_root
+    from core.datasets import default_data_root
     from simulate.cohort import CohortConfig, simulate_cohort
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()

@@ -20,8 +20,8 @@ def timed(label: str, results: dict):
 def test_crops(n: int, export_px: int | None = None) -> list[bytes]:
     """``n`` JPEG crops from the real test split (upscaled to ``export_px`` like a DI-60 export),
     or generated cells where ../shared/data is absent."""
-    from models.datasets import default_data_root, load_pbc
-    from models.preprocess import as_export
+    from core.datasets import default_data_root, load_pbc
+    from core.preprocess import as_export
     root = default_data_root()
     out = []
     if (root / "pbc").is_dir():

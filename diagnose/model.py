@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.errors import ModelLoadError
 from diagnose.native_booster import NativeBooster
 from featurize.smear import parameter_ids, parameter_names
-from models.artifact import library_versions
-from models.errors import ModelLoadError
+from models.export.artifact import library_versions
 
 log = logging.getLogger(__name__)
 FORMAT = "mdsdx-diagnoser/1"

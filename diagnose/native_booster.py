@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.errors import ModelLoadError
+from core.errors import ModelLoadError
 
 _ULONG = ctypes.c_uint64
 PREDICT_MARGIN, PREDICT_CONTRIBUTIONS = 1, 2  # the C API's prediction types

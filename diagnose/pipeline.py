@@ -1,7 +1,8 @@
-"""One smear from images to a diagnosis: the single function the service and the CLI both call.
+"""One smear from images to a diagnosis and its report: what the service and the CLI both call.
 
-decode (models.preprocess) -> per-cell predictions (models.infer) -> 114 parameters (featurize)
--> calibrated XGBoost call and SHAP (diagnose.model) -> WHO view (diagnose.who).
+decode (core.preprocess) -> per-cell predictions (models.engine.infer) -> 114 parameters (featurize)
+-> calibrated XGBoost call and SHAP (diagnose.model) -> WHO view (diagnose.who) -> the HTML report
+with the stage-1 model's caution (:func:`render_report`).
 """
 from __future__ import annotations
 
@@ -9,15 +10,15 @@ import logging
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
+from core.errors import InvalidInput
+from core.taxonomy import load_taxonomy
 from diagnose.model import MdsDiagnoser
 from diagnose.who import dysplastic_cells, who_view
 from featurize.smear import feature_type_matrix, featurize_smear, usable_cells
-from models.errors import InvalidInput
-from models.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
 SHOWN_FEATURE_PROBABILITY = 0.5  # a feature without a validated threshold is shown in the gallery from this
@@ -71,26 +72,53 @@ def pairing_warning(diagnoser_metadata: dict, cellnet_version: str) -> str | Non
             "retrain it (`mdsdx train diagnosis`) before relying on its calls")
 
 
+def report_caution(cell_model_dir: Path | str | None, cellnet_version: str | None) -> str | None:
+    """The caution a smear report puts under its cell counts: the least reliable type calls of the
+    stage-1 model ``cellnet_version``, from the model card in ``cell_model_dir`` (None: the shipped
+    model). None when that card is missing or describes other weights."""
+    from models.export.artifact import DEFAULT_DIR
+    from models.export.model_card import fine_class_caution
+    return fine_class_caution(Path(cell_model_dir) if cell_model_dir else DEFAULT_DIR, cellnet_version)
+
+
+def render_report(result: "SmearResult", image_src: Callable[[str], str], cell_model_dir: Path | str | None = None,
+                  nav: str = "") -> str:
+    """The HTML report of one smear with its caution (:func:`report_caution` of the stage-1 model that
+    called the cells, whose folder is ``cell_model_dir``); ``image_src`` maps a cell's name to its image URL."""
+    from diagnose.report import render_smear_report
+    caution = report_caution(cell_model_dir, result.model_versions.get("cellnet"))
+    return render_smear_report(result, image_src, nav=nav, caution=caution)
+
+
 class SmearDiagnosisPipeline:
     """Loads the stage-1 model and the diagnoser once; diagnoses any number of smears."""
 
     def __init__(self, cell_model_dir: Path | str | None = None, diagnoser_dir: Path | str | None = None,
                  batch_size: int = 64, threads: int = 2, limits=None):
-        from models.infer import CellPredictor
-        from models.preprocess import ImageLimits
+        from core.preprocess import ImageLimits
+        from models.engine.infer import CellPredictor
         self.predictor = CellPredictor(cell_model_dir, batch_size=batch_size, threads=threads,
                                        limits=limits or ImageLimits())
         self.diagnoser = MdsDiagnoser.load(diagnoser_dir)
         self.model_versions = {"cellnet": self.predictor.version, "diagnoser": self.diagnoser.metadata_["version"]}
         self.feature_thresholds = self.predictor.metadata["calibration"].get("feature_thresholds", {})
         self.pairing_warning = pairing_warning(self.diagnoser.metadata_, self.predictor.version)
+        self._cautions: dict[str | None, str | None] = {}  # stage-1 version -> the report's caution
         if self.pairing_warning:
             log.warning(self.pairing_warning)
+
+    def render_report(self, result: SmearResult, image_src: Callable[[str], str], nav: str = "") -> str:
+        """:func:`render_report` for a result of this pipeline; each model version's caution is read once."""
+        from diagnose.report import render_smear_report
+        version = result.model_versions.get("cellnet")
+        if version not in self._cautions:
+            self._cautions[version] = report_caution(self.predictor.model_dir, version)
+        return render_smear_report(result, image_src, nav=nav, caution=self._cautions[version])
 
     def diagnose_images(self, sources: Sequence, names: Sequence[str], smear_id: str,
                         skip_invalid: bool = False) -> SmearResult:
         """Diagnose one smear from image paths or bytes. Without ``skip_invalid`` a bad image raises
-        :class:`~models.errors.InvalidImage`; with it, bad images are left out and listed in the warnings."""
+        :class:`~core.errors.InvalidImage`; with it, bad images are left out and listed in the warnings."""
         if not len(sources):
             raise InvalidInput(f"{smear_id}: the smear has no cell images")
         preds = self.predictor.predict_files(list(sources), list(names), skip_invalid=skip_invalid)
@@ -104,7 +132,7 @@ class SmearDiagnosisPipeline:
 
     def _gallery(self, preds, names: Sequence[str]) -> list[CellCall]:
         """Per cell: its call, and the features it shows. A feature is shown at its validated
-        threshold (``models.calibrate``) or, without one, at probability 0.5; a cell is dysplastic
+        threshold (``models.engine.calibrate``) or, without one, at probability 0.5; a cell is dysplastic
         when a validated WHO dysplasia feature of its type is shown (the WHO view's rule)."""
         tax = load_taxonomy()
         probs = np.nan_to_num(preds.feature_probs, nan=-1.0)

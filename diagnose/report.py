@@ -14,8 +14,8 @@ from typing import Callable
 
 import numpy as np
 
+from core.taxonomy import load_taxonomy
 from featurize.smear import parameter_names
-from models.taxonomy import load_taxonomy
 
 
 def _template():
@@ -61,7 +61,7 @@ def file_data_uri(path: Path, max_px: int = 96) -> str:
 
 def render_smear_report(result, image_src: Callable[[str], str], nav: str = "", caution: str | None = None) -> str:
     """The HTML report of one :class:`~diagnose.pipeline.SmearResult`; ``caution``: the stage-1 model's
-    least reliable type calls, shown under the cell counts (:func:`models.model_card.fine_class_caution`)."""
+    least reliable type calls, shown under the cell counts (:func:`models.export.model_card.fine_class_caution`)."""
     tax = load_taxonomy()
     names = parameter_names()
     parameters = sorted(

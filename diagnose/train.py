@@ -6,7 +6,7 @@ the simulator's ground truth:
 
 1. a training cohort from ``train-cohort`` crops (the CNN's validation split) and an independent
    test cohort from ``test-cohort`` crops (no training step saw them), standard difficulty;
-2. every smear's cells go through :class:`models.infer.CellPredictor`, then :func:`featurize_smear`;
+2. every smear's cells go through :class:`models.engine.infer.CellPredictor`, then :func:`featurize_smear`;
 3. :class:`MdsDiagnoser` is fitted (stratified CV, Platt calibration, threshold) on the training cohort;
 4. sensitivity and specificity on the test cohort with exact (Clopper-Pearson) 95 % CIs, and the AUC with a
    percentile bootstrap 95 % CI.
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.metrics import exact_ci95
 from diagnose.model import DiagnoserConfig, MdsDiagnoser
 from featurize.smear import featurize_smear, parameter_ids, usable_cells
-from models.metrics import exact_ci95
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,9 @@ def evaluate_diagnoser(model: MdsDiagnoser, test: pd.DataFrame, resamples: int, 
 
 
 def train_diagnosis(out: Path, config: DiagnosisTrainConfig) -> dict:
+    from core.datasets import default_data_root
     from diagnose.report import cohort_heatmap_png, roc_png
-    from models.datasets import default_data_root
-    from models.infer import CellPredictor
+    from models.engine.infer import CellPredictor
     from simulate.cohort import CohortConfig, simulate_cohort
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,7 +124,7 @@ def train_diagnosis(out: Path, config: DiagnosisTrainConfig) -> dict:
         "sensitivity": float(((model.oof_proba_ >= model.threshold_) & (model.y_train_ == 1)).sum() / model.y_train_.sum()),
         "specificity": float(((model.oof_proba_ < model.threshold_) & (model.y_train_ == 0)).sum() / (model.y_train_ == 0).sum())}
     metrics["data"] = "SIMULATED cohorts (mdsdx simulate, standard difficulty) featurized through the stage-1 CNN"
-    from models.artifact import DEFAULT_DIR, read_metadata
+    from models.export.artifact import DEFAULT_DIR, read_metadata
     cell_version = read_metadata(Path(config.cell_model_dir) if config.cell_model_dir else DEFAULT_DIR)["version"]
     model.save(out, training={"config": asdict(config), "cellnet": cell_version, "test_metrics": metrics})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -3,7 +3,7 @@
 - Per myeloid lineage: the expected percentage of its cells showing at least one WHO dysplasia
   feature (``dysplasia: true`` in the taxonomy), flagged at >= 10 %. Only features whose detector
   was validated on held-out cells (``feature_thresholds`` in the stage-1 calibration, see
-  ``models.calibrate``) take part: cell i counts as dysplastic when, for a validated feature f of
+  ``models.engine.calibrate``) take part: cell i counts as dysplastic when, for a validated feature f of
   its type, P_i(f) reaches f's threshold. The lineage's percentage is
   sum_i P_i(lineage types) * dysplastic_i / sum_i P_i(lineage types). Combining unvalidated
   probabilities as 1 - prod(1 - p) was tried first and read 29-56 % granulocytic dysplasia in
@@ -20,8 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from models.package_yaml import package_yaml
-from models.taxonomy import load_taxonomy
+from core.package_yaml import package_yaml
+from core.taxonomy import load_taxonomy
 
 
 @lru_cache(maxsize=1)

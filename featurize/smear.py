@@ -8,7 +8,7 @@ so an uncertain cell contributes to each type in proportion to its probability:
   analyser imaged for the slide (white cells, erythroblasts, platelets, smudges, artifacts), as in
   the DI-60 differential, so the 17 proportions sum to 1. An absent type gives 0.
 - **Feature rate** ``feat_<id>`` = sum_i P_i(T_f) P_i(f) / sum_i P_i(T_f), where T_f is the set of
-  cell types the feature applies to (``cell_types`` in ``models/taxonomy.yaml``) and
+  cell types the feature applies to (``cell_types`` in ``core/taxonomy.yaml``) and
   P_i(T_f) = sum over t in T_f of P_i(t): the expected share of the feature's own cells that show it.
   When the expected number of such cells is below ``min_expected_cells`` (0.5 by default), the
   type is absent and the rate is **missing** (NaN), which XGBoost routes by its learned default
@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from models.taxonomy import load_taxonomy
+from core.taxonomy import load_taxonomy
 
 NOT_USABLE_TYPES = ("SMU", "ART")
 

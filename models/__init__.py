@@ -1,8 +1,11 @@
-"""Stage-1 cell models and the foundations they stand on.
+"""The stage-1 cell network and the AKIRA decreased-granules regressor, split by role:
 
-- ``taxonomy``: the 17 cell types and 97 dysmorphic features (data in ``taxonomy.yaml``).
-- ``datasets``: loaders for the real crops in ``../shared/data`` and the split API.
-- ``preprocess``: image decoding and antialiased resizing shared by training and inference.
-- ``cellnet``: the Kimura Fig. 5 network builder; ``train`` / ``infer`` run it.
-- ``akira``: the Mori et al. 2020 decreased-granules regressor.
+- ``architecture``: the network builders (Kimura Fig. 5 ``cellnet``, Mori et al. ``akira``) and losses.
+- ``engine``: what runs them over data: training, inference, evaluation, calibration, soups.
+- ``export``: saved folders, ONNX / OpenVINO runtimes, quantisation and model cards.
+
+The shipped weights are in ``cellnet/`` and ``akira_compact/``. The foundations (taxonomy, datasets,
+preprocessing, errors, metrics) are in :mod:`core`. This package never imports the simulator:
+training and evaluation take simulated cells as a frame that the CLI makes
+(:func:`simulate.training_set.read_training_set`).
 """

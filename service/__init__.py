@@ -1,1 +1,1 @@
-"""The mdsdx service: the Flask application, its storage, and the ``mdsdx`` command line."""
+"""The mdsdx service: the Flask application and its storage (the ``mdsdx`` command line is in :mod:`cli`)."""

@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from models.errors import InvalidImage, InvalidInput, ModelLoadError
+from core.errors import InvalidImage, InvalidInput, ModelLoadError
 from service.auth import require_key
 from service.db import GranuleBatch, Smear
 from service.smears import delete_smear, smear_json, submit_smear

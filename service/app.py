@@ -30,8 +30,8 @@ def _secret_key(home: Path) -> str:
 
 def load_models(app: Flask) -> None:
     """Load the stage-1 model, the diagnoser and AKIRA once for this process."""
+    from core.preprocess import ImageLimits
     from diagnose.pipeline import SmearDiagnosisPipeline
-    from models.preprocess import ImageLimits
     cfg: ServiceConfig = app.config["MDSDX"]
     limits = ImageLimits(max_image_bytes=cfg.max_image_bytes, max_image_pixels=cfg.max_image_pixels)
     ext = app.extensions["mdsdx"]
@@ -39,7 +39,7 @@ def load_models(app: Flask) -> None:
         ext["pipeline"] = SmearDiagnosisPipeline(cfg.cell_model_dir, cfg.diagnoser_dir, limits=limits)
     if ext.get("granules") is None:
         try:
-            from models.akira.infer import GranuleScorer
+            from models.engine.akira.infer import GranuleScorer
             ext["granules"] = GranuleScorer(cfg.akira_model_dir, limits=limits)
         except Exception as exc:  # the service runs without AKIRA; /v1/granules answers 503
             ext["granules_error"] = str(exc)

@@ -29,7 +29,7 @@ def new_key() -> tuple[str, str, str]:
 
 def create_key(db, name: str) -> str:
     """Create a key named ``name`` and return it (the only time it is shown)."""
-    from models.errors import InvalidInput
+    from core.errors import InvalidInput
     if not name or len(name) > 100:
         raise InvalidInput("a key name must have 1 to 100 characters")
     existing = db.scalar(select(ApiKey).where(ApiKey.name == name))
@@ -45,7 +45,7 @@ def create_key(db, name: str) -> str:
 
 
 def revoke_key(db, name: str) -> None:
-    from models.errors import InvalidInput
+    from core.errors import InvalidInput
     row = db.scalar(select(ApiKey).where(ApiKey.name == name))
     if row is None or row.revoked_at is not None:
         raise InvalidInput(f"no active key named {name!r}")

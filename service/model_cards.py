@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.model_card import read_json
+from models.export.model_card import read_json
 from service.config import ServiceConfig
 
 
@@ -28,8 +28,8 @@ def model_folders(cfg: ServiceConfig) -> dict[str, Path]:
     """kind (cellnet: stage 1, diagnoser: stage 2, akira: bone-marrow granules) -> the folder the service
     loads it from (its configured folder or the shipped default)."""
     from diagnose.model import DEFAULT_DIR as DIAGNOSER_DIR
-    from models.akira.infer import DEFAULT_DIR as AKIRA_DIR
-    from models.artifact import DEFAULT_DIR as CELLNET_DIR
+    from models.export.akira_artifact import DEFAULT_DIR as AKIRA_DIR
+    from models.export.artifact import DEFAULT_DIR as CELLNET_DIR
     return {"cellnet": Path(cfg.cell_model_dir or CELLNET_DIR), "diagnoser": Path(cfg.diagnoser_dir or DIAGNOSER_DIR),
             "akira": Path(cfg.akira_model_dir or AKIRA_DIR)}
 

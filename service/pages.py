@@ -23,9 +23,7 @@ def common():
 
 
 def render_report(smear: Smear) -> str:
-    from diagnose.pipeline import CellCall, SmearResult
-    from diagnose.report import render_smear_report
-    from models.model_card import fine_class_caution
+    from diagnose.pipeline import CellCall, SmearResult, render_report as render_smear
     from service.model_cards import model_folders
     r = dict(smear.result)
     r["cells"] = [CellCall(name=c.name, cell_type=c.cell_type, confidence=c.confidence, features=c.features,
@@ -36,9 +34,8 @@ def render_report(smear: Smear) -> str:
     nav = (f'<a href="{url_for("pages.index")}">All smears</a> &middot; received {smear.created_at:%Y-%m-%d %H:%M} UTC'
            f' &middot; <a href="{url_for("api.SmearFhir", smear_id=smear.id)}">FHIR</a>'
            f' &middot; <a href="{url_for("pages.models")}">the models and their limits</a>')
-    caution = fine_class_caution(model_folders(current_app.config["MDSDX"])["cellnet"], result.model_versions.get("cellnet"))
-    return render_smear_report(result, lambda name: url_for("pages.cell_image", smear_id=smear.id,
-                                                             position=by_name[name].position), nav=nav, caution=caution)
+    return render_smear(result, lambda name: url_for("pages.cell_image", smear_id=smear.id, position=by_name[name].position),
+                        model_folders(current_app.config["MDSDX"])["cellnet"], nav=nav)
 
 
 @bp.route("/")
@@ -110,7 +107,7 @@ def model_card(kind):
 @bp.route("/upload", methods=["GET", "POST"])
 @require_login
 def upload():
-    from models.errors import MdsdxError
+    from core.errors import MdsdxError
     from service.smears import submit_smear
     from service.uploads import UploadError, read_smear_upload
     cfg = current_app.config["MDSDX"]

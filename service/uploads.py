@@ -3,7 +3,7 @@
 Every limit is checked before any image is decoded or stored: file count, per-file bytes, zip
 entry names (no absolute path, no ``..``), zip total uncompressed size and per-entry compression
 ratio (zip bombs). Pixel-level checks (decompression bombs, truncation) happen at decode time in
-:mod:`models.preprocess`. Errors are :class:`UploadError` with the HTTP status to answer.
+:mod:`core.preprocess`. Errors are :class:`UploadError` with the HTTP status to answer.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from werkzeug.datastructures import FileStorage
 
-from models.preprocess import IMAGE_SUFFIXES
+from core.preprocess import IMAGE_SUFFIXES
 
 
 class UploadError(Exception):

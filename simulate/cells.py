@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from models.taxonomy import load_taxonomy
+from core.taxonomy import load_taxonomy
 from simulate import renders
 from simulate.segment import CellMasks, segment_cell
 from simulate.transforms import APPLY_ORDER, TRANSFORMS

@@ -22,9 +22,9 @@ import pandas as pd
 import yaml
 from PIL import Image
 
-from models.datasets import load_marrow, load_pbc
-from models.errors import DataNotFound, InvalidInput
-from models.taxonomy import load_taxonomy
+from core.datasets import load_marrow, load_pbc
+from core.errors import DataNotFound, InvalidInput
+from core.taxonomy import load_taxonomy
 from simulate.cells import CropPool, make_cell
 from simulate.filters import blur_rgb
 from simulate.partition import splits_for
@@ -157,7 +157,9 @@ def _render_smear(args) -> list[dict]:
     return rows
 
 
-def _source_frame(source: Path) -> pd.DataFrame:
+def source_frame(source: Path) -> pd.DataFrame:
+    """The real crops under ``source`` (a data root with ``pbc/`` and / or ``marrow/``) as one
+    :func:`core.datasets.load_pbc` / :func:`core.datasets.load_marrow` frame; DataNotFound when it has neither."""
     frames = []
     for sub, loader in (("pbc", load_pbc), ("marrow", load_marrow)):
         if (source / sub).is_dir():
@@ -177,7 +179,7 @@ def simulate_cohort(out: Path, config: CohortConfig, source: Path, disease_confi
     if out.exists() and any(out.iterdir()):
         raise InvalidInput(f"{out}: folder exists and is not empty; choose a new --out so nothing is overwritten")
     diseases = load_disease_config(disease_config)
-    frame = _source_frame(Path(source))
+    frame = source_frame(Path(source))
     pool = CropPool.from_frame(frame, splits_for(config.partition), prefer_source="pbc")
     available = pool.available_types()
     if not {"SNE", "LY"} <= available:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from models.errors import InvalidInput
+from core.errors import InvalidInput
 from simulate.cells import CropPool, make_cell
 from simulate.renders import RENDERED_TYPES
 from simulate.transforms import APPLY_ORDER, TRANSFORMS

@@ -1,6 +1,6 @@
 """Train/test hygiene: which real crops a cohort may be built from.
 
-The rule: every real crop has one split (``models.datasets.assign_split``). The stage-1 CNN trains
+The rule: every real crop has one split (``core.datasets.assign_split``). The stage-1 CNN trains
 on ``train`` crops and uses ``val`` for early stopping and calibration. Cohorts are built from one
 named set of splits:
 

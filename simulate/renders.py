@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 
 from simulate.filters import gaussian
 from simulate.segment import CellMasks
-from simulate.transforms import _blend, _discs, _finish, _masked_blur, _scale, _smooth_noise
+from simulate.transforms import blend, crop_scale, masked_blur, smooth_noise, soft_discs, to_uint8
 
 BASOPHILIC_CYTO = np.array([172, 186, 222], np.float32)   # reactive-lymphocyte cytoplasm
 PLATELET_PURPLE = np.array([150, 105, 175], np.float32)   # platelet granulomere
@@ -35,13 +35,13 @@ def _blob(shape, centre, radius, irregularity, rng, sigma_frac=0.35) -> np.ndarr
 
 def clear_centre(background: np.ndarray, masks: CellMasks, rng: np.random.Generator) -> np.ndarray:
     """Remove the central object of a crop, refilling it with the surrounding field."""
-    s = _scale(background)
+    s = crop_scale(background)
     img = background.astype(np.float32)
     hole = ndi.binary_dilation(masks.cell, iterations=int(4 * s)) if masks.cell.any() else np.zeros(img.shape[:2], bool)
     if not hole.any():
         return img
-    field = _masked_blur(img, ~hole, 10 * s)
-    texture = _smooth_noise(hole.shape, 3 * s, rng)[..., None] * 4.0
+    field = masked_blur(img, ~hole, 10 * s)
+    texture = smooth_noise(hole.shape, 3 * s, rng)[..., None] * 4.0
     alpha = gaussian(hole.astype(np.float32), 2 * s)
     return img * (1 - alpha[..., None]) + (field + texture) * alpha[..., None]
 
@@ -49,7 +49,7 @@ def clear_centre(background: np.ndarray, masks: CellMasks, rng: np.random.Genera
 def variant_lymphocyte(donor: np.ndarray, masks: CellMasks, rng: np.random.Generator) -> np.ndarray:
     """A reactive lymphocyte: a real lymphocyte given a wide basophilic cytoplasm that deepens in
     colour toward its edge and is scalloped by the neighbouring red cells."""
-    s = _scale(donor)
+    s = crop_scale(donor)
     img = donor.astype(np.float32)
     cy, cx = ndi.center_of_mass(masks.nucleus) if masks.nucleus.any() else (img.shape[0] / 2, img.shape[1] / 2)
     nuc_r = np.sqrt(max(masks.nucleus.sum(), 400 * s * s) / np.pi)
@@ -57,10 +57,10 @@ def variant_lymphocyte(donor: np.ndarray, masks: CellMasks, rng: np.random.Gener
                   0.35, rng)
     dist = ndi.distance_transform_edt(skirt > 0.5)
     edge = np.clip(1 - dist / (nuc_r * 0.8), 0, 1)  # 1 at the rim, 0 inside
-    colour = BASOPHILIC_CYTO * (1 - 0.16 * edge[..., None]) + _smooth_noise(skirt.shape, 1.5 * s, rng)[..., None] * 5
-    out = _blend(img, colour, gaussian(skirt, 0.8 * s) * rng.uniform(0.7, 0.85))
+    colour = BASOPHILIC_CYTO * (1 - 0.16 * edge[..., None]) + smooth_noise(skirt.shape, 1.5 * s, rng)[..., None] * 5
+    out = blend(img, colour, gaussian(skirt, 0.8 * s) * rng.uniform(0.7, 0.85))
     nucleus = gaussian(masks.nucleus.astype(np.float32), 0.7 * s)
-    return _finish(_blend(out, img, nucleus))
+    return to_uint8(blend(out, img, nucleus))
 
 
 def platelet_patch(crop: np.ndarray, masks: CellMasks) -> tuple[np.ndarray, np.ndarray] | None:
@@ -79,7 +79,7 @@ def platelet_aggregation(background: np.ndarray, bg_masks: CellMasks, patches: l
     """A clump of 5-14 real platelets pasted overlapping around the centre of a cleared field."""
     img = clear_centre(background, bg_masks, rng)
     h, w = img.shape[:2]
-    s = _scale(background)
+    s = crop_scale(background)
     n = int(rng.integers(5, 15))
     spread = rng.uniform(12, 22) * s
     for _ in range(n):
@@ -90,34 +90,34 @@ def platelet_aggregation(background: np.ndarray, bg_masks: CellMasks, patches: l
         cy, cx = h / 2 + rng.normal(0, spread / 2), w / 2 + rng.normal(0, spread / 2)
         y0, x0 = int(np.clip(cy - ph / 2, 0, h - ph)), int(np.clip(cx - pw / 2, 0, w - pw))
         region = img[y0:y0 + ph, x0:x0 + pw]
-        img[y0:y0 + ph, x0:x0 + pw] = _blend(region, patch, alpha * 0.95)
-    return _finish(img)
+        img[y0:y0 + ph, x0:x0 + pw] = blend(region, patch, alpha * 0.95)
+    return to_uint8(img)
 
 
 def megakaryocyte_fragment(background: np.ndarray, bg_masks: CellMasks, rng: np.random.Generator) -> np.ndarray:
     """A large irregular megakaryocyte fragment: granular lilac cytoplasm with dense purple granule
     clusters and, in about half, a lobulated dense nucleus (a circulating micromegakaryocyte)."""
-    s = _scale(background)
+    s = crop_scale(background)
     img = clear_centre(background, bg_masks, rng)
     h, w = img.shape[:2]
     radius = rng.uniform(28, 48) * s
     body = _blob((h, w), (h / 2, w / 2), radius, 0.45, rng)
-    granules = np.clip(_smooth_noise((h, w), 1.1 * s, rng) - 0.6, 0, 2) / 2
-    clusters = np.clip(_smooth_noise((h, w), 4 * s, rng), 0, 2) / 2
+    granules = np.clip(smooth_noise((h, w), 1.1 * s, rng) - 0.6, 0, 2) / 2
+    clusters = np.clip(smooth_noise((h, w), 4 * s, rng), 0, 2) / 2
     colour = PLATELET_PALE + (PLATELET_PURPLE - PLATELET_PALE) * np.clip(granules + 0.6 * clusters, 0, 1)[..., None]
-    img = _blend(img, colour, gaussian(body, 1.0 * s) * 0.95)
+    img = blend(img, colour, gaussian(body, 1.0 * s) * 0.95)
     if rng.random() < 0.5:
         n = int(rng.integers(1, 4))
         centres = [(h / 2 + rng.normal(0, radius / 5), w / 2 + rng.normal(0, radius / 5)) for _ in range(n)]
-        lobes = _discs((h, w), centres, rng.uniform(0.22, 0.35, n) * radius)
-        shade = MEGA_NUCLEUS * (1 + 0.08 * _smooth_noise((h, w), 1.3 * s, rng))[..., None]
-        img = _blend(img, shade, gaussian(lobes, 0.8 * s))
-    return _finish(img)
+        lobes = soft_discs((h, w), centres, rng.uniform(0.22, 0.35, n) * radius)
+        shade = MEGA_NUCLEUS * (1 + 0.08 * smooth_noise((h, w), 1.3 * s, rng))[..., None]
+        img = blend(img, shade, gaussian(lobes, 0.8 * s))
+    return to_uint8(img)
 
 
 def smudge_cell(donor: np.ndarray, masks: CellMasks, rng: np.random.Generator) -> np.ndarray:
     """A ruptured white cell: its nucleus smeared into a pale, streaked purple patch with no cytoplasm."""
-    s = _scale(donor)
+    s = crop_scale(donor)
     img = clear_centre(donor, masks, rng)
     h, w = img.shape[:2]
     theta = rng.uniform(0, np.pi)
@@ -125,10 +125,10 @@ def smudge_cell(donor: np.ndarray, masks: CellMasks, rng: np.random.Generator) -
     blob = _blob((h, w), (h / 2, w / 2), radius, 0.5, rng)
     yy, xx = np.mgrid[0:h, 0:w]
     along = (xx - w / 2) * np.cos(theta) + (yy - h / 2) * np.sin(theta)
-    streaks = np.sin(along / (2.5 * s) + _smooth_noise((h, w), 6 * s, rng) * 2) * 0.5 + 0.5
-    density = 0.55 + 0.35 * streaks * np.clip(_smooth_noise((h, w), 3 * s, rng) * 0.5 + 0.7, 0, 1)
+    streaks = np.sin(along / (2.5 * s) + smooth_noise((h, w), 6 * s, rng) * 2) * 0.5 + 0.5
+    density = 0.55 + 0.35 * streaks * np.clip(smooth_noise((h, w), 3 * s, rng) * 0.5 + 0.7, 0, 1)
     alpha = gaussian(blob, 2.0 * s) * density
-    return _finish(_blend(img, SMUDGE_PURPLE * (1 + 0.05 * _smooth_noise((h, w), 1.2 * s, rng))[..., None], alpha))
+    return to_uint8(blend(img, SMUDGE_PURPLE * (1 + 0.05 * smooth_noise((h, w), 1.2 * s, rng))[..., None], alpha))
 
 
 RENDERED_TYPES = ("VLY", "TAG", "MEK", "SMU")

@@ -3,7 +3,8 @@
 Cells of a split are made only from real crops of that split (``train`` from ``train`` ...), so
 the hygiene rule of :mod:`simulate.partition` holds for cell-level data too. Output:
 ``<out>/<split>/sim_000001.jpg`` and ``<out>/cells.csv`` with ``path,cell_type,features,split,source_file``
-(``path`` relative to ``<out>``).
+(``path`` relative to ``<out>``). :func:`read_training_set` reads such a folder back with the
+stage-1 network's targets, the form in which training and evaluation take simulated cells.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from simulate.cells import CropPool, make_cell
+from core.errors import InvalidInput
+from simulate.cells import CropPool, allowed_types, label_vector, make_cell, parse_feature_string
 from simulate.transforms import TRANSFORMS
 
 log = logging.getLogger(__name__)
@@ -85,3 +87,30 @@ def make_training_set(frame: pd.DataFrame, out: Path, seed: int = 0, scales: dic
     (out / "README.txt").write_text("SIMULATED cells made by mdsdx simulate from real healthy-donor crops; "
                                     "their dysplasia labels are the simulator's, not a morphologist's.\n")
     return cells
+
+
+def read_training_set(folder: Path, split: str | None = None) -> pd.DataFrame:
+    """The cells of a :func:`make_training_set` folder (all splits, or only ``split``) with their
+    stage-1 targets, one row per cell:
+
+    - ``path``: the image file (``folder`` joined with cells.csv's relative path);
+    - ``split``, ``cell_type`` (the drawn type) and ``features`` (``{feature id: grade 1-3}``);
+    - ``allowed_types``: the types the cell may be called (:func:`simulate.cells.allowed_types`);
+    - ``feature_target``: (97,) float32 of 1 / 0 / -1 (unknown) (:func:`simulate.cells.label_vector`).
+    """
+    folder = Path(folder)
+    if not (folder / "cells.csv").is_file():
+        raise InvalidInput(f"{folder}: no cells.csv; give a folder of simulated cells made by the simulator "
+                           "(mdsdx train cells makes one in <out>/simcells)")
+    cells = pd.read_csv(folder / "cells.csv", keep_default_na=False)
+    if split is not None:
+        cells = cells[cells["split"] == split].reset_index(drop=True)
+    features = [parse_feature_string(f) for f in cells["features"]]
+    return pd.DataFrame({
+        "path": [str(folder / p) for p in cells["path"]],
+        "split": cells["split"].astype(str).to_numpy(),
+        "cell_type": cells["cell_type"].astype(str).to_numpy(),
+        "features": features,
+        "allowed_types": [allowed_types(t, f) for t, f in zip(cells["cell_type"], features)],
+        "feature_target": [label_vector(t, f) for t, f in zip(cells["cell_type"], features)],
+    })

@@ -25,17 +25,18 @@ DOHLE_BLUE = np.array([150, 168, 214], np.float32)       # rough-ER remnant, pal
 VACUOLE_CLEAR = np.array([244, 238, 242], np.float32)    # unstained vacuole lumen
 
 
-def _scale(rgb: np.ndarray) -> float:
+def crop_scale(rgb: np.ndarray) -> float:
+    """The crop's side over 256 px: the factor for sizes given in pixels of a 256-px crop."""
     return rgb.shape[0] / 256.0
 
 
-def _smooth_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
+def smooth_noise(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Zero-mean, unit-variance Gaussian random field smoothed at ``sigma`` px."""
     field = gaussian(rng.standard_normal(shape).astype(np.float32), sigma)
     return field / (field.std() + 1e-6)
 
 
-def _masked_blur(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
+def masked_blur(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
     """Blur ``img`` (H, W, C) using only pixels under ``mask`` (normalised convolution)."""
     m = mask.astype(np.float32)
     num = gaussian(img * m[..., None], sigma)
@@ -46,11 +47,13 @@ def _masked_blur(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
     return (num + eps * mean) / (den + eps)
 
 
-def _blend(base: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def blend(base: np.ndarray, colour: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``base`` (H, W, 3) float painted with ``colour`` at opacity ``alpha`` (H, W) in [0, 1]."""
     return base * (1 - alpha[..., None]) + colour * alpha[..., None]
 
 
-def _finish(img: np.ndarray) -> np.ndarray:
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """Round and clip a float image to uint8 0-255."""
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
@@ -62,7 +65,7 @@ def _points_in(mask: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray
     return np.stack([ys[idx], xs[idx]], 1)
 
 
-def _discs(shape, centres, radii) -> np.ndarray:
+def soft_discs(shape, centres, radii) -> np.ndarray:
     """Soft-edged union of discs, float in [0, 1]."""
     yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
     out = np.zeros(shape, np.float32)
@@ -74,7 +77,9 @@ def _discs(shape, centres, radii) -> np.ndarray:
     return out
 
 
-def _inner_cytoplasm(masks: CellMasks, margin_px: float) -> np.ndarray:
+def inner_cytoplasm(masks: CellMasks, margin_px: float) -> np.ndarray:
+    """Boolean (H, W) cytoplasm at least ``margin_px`` inside the cell edge and off the nucleus: where
+    granules are painted and measured."""
     inner = ndi.binary_erosion(masks.cell, iterations=max(int(margin_px), 1))
     return inner & ~ndi.binary_dilation(masks.nucleus, iterations=1)
 
@@ -86,8 +91,8 @@ def granule_texture_energy(rgb: np.ndarray, masks: CellMasks, sigma_px: float = 
     keeps the feathered cell border (where old and new cytoplasm blend) out too."""
     g = rgb[..., 1].astype(np.float32)[..., None]
     cyto = masks.cytoplasm
-    high = (g - _masked_blur(g, cyto, sigma_px * _scale(rgb)))[..., 0]
-    inner = ndi.binary_erosion(cyto, iterations=max(int(4 * _scale(rgb)), 1))  # clear of the feathered edge
+    high = (g - masked_blur(g, cyto, sigma_px * crop_scale(rgb)))[..., 0]
+    inner = ndi.binary_erosion(cyto, iterations=max(int(4 * crop_scale(rgb)), 1))  # clear of the feathered edge
     return float((high[inner] ** 2).mean()) if inner.any() else 0.0
 
 
@@ -107,42 +112,42 @@ def decreased_granules(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np
     """
     if severity == 0:
         return rgb.copy()
-    s = _scale(rgb)
+    s = crop_scale(rgb)
     img = rgb.astype(np.float32)
     cyto = masks.cytoplasm
-    smooth = _masked_blur(img, cyto, 2.5 * s)
+    smooth = masked_blur(img, cyto, 2.5 * s)
     detail = img - smooth
-    field = _smooth_noise(cyto.shape, 4.0 * s, rng)
+    field = smooth_noise(cyto.shape, 4.0 * s, rng)
     removed = field < np.quantile(field[cyto], DG_PATCH_REMOVED[severity]) if cyto.any() else np.zeros_like(cyto)
     keep = np.where(removed, DG_DETAIL_KEPT[severity] * 0.3, DG_DETAIL_KEPT[severity])
     target = PALE_BLUE_GREY
     # the colour layer itself loses its fine structure with grade: mix in a wider blur
-    wide = _masked_blur(img, cyto, 6.0 * s)
+    wide = masked_blur(img, cyto, 6.0 * s)
     smooth = smooth + (wide - smooth) * DG_FADE[severity]
-    colour = _blend(smooth, target, np.full(cyto.shape, DG_FADE[severity], np.float32))
+    colour = blend(smooth, target, np.full(cyto.shape, DG_FADE[severity], np.float32))
     new = colour + detail * keep[..., None]
     # feather only at the cell border, so the nucleus stays pixel-identical
     alpha = gaussian(cyto.astype(np.float32), 0.7 * s) * cyto
     out = img * (1 - alpha[..., None]) + new * alpha[..., None]
     out[masks.nucleus] = img[masks.nucleus]
-    return _finish(out)
+    return to_uint8(out)
 
 
 def toxic_granulation(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Coarse dark-purple granules over the cytoplasm, denser with severity."""
-    s = _scale(rgb)
-    area = _inner_cytoplasm(masks, 2 * s)
+    s = crop_scale(rgb)
+    area = inner_cytoplasm(masks, 2 * s)
     n = int(area.sum() / (s * s) * (0.012, 0.025, 0.04)[severity - 1])
     centres = _points_in(area, n, rng)
     radii = rng.uniform(0.9, 1.7, len(centres)) * s
-    alpha = gaussian(_discs(area.shape, centres, radii), 0.5 * s) * 0.75 * area
-    return _finish(_blend(rgb.astype(np.float32), TOXIC_GRANULE, alpha))
+    alpha = gaussian(soft_discs(area.shape, centres, radii), 0.5 * s) * 0.75 * area
+    return to_uint8(blend(rgb.astype(np.float32), TOXIC_GRANULE, alpha))
 
 
 def dohle_bodies(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.random.Generator) -> np.ndarray:
     """1-4 pale blue-grey elongated inclusions at the periphery of the cytoplasm."""
-    s = _scale(rgb)
-    rim = _inner_cytoplasm(masks, 1.5 * s) & ~ndi.binary_erosion(masks.cell, iterations=int(9 * s))
+    s = crop_scale(rgb)
+    rim = inner_cytoplasm(masks, 1.5 * s) & ~ndi.binary_erosion(masks.cell, iterations=int(9 * s))
     img = rgb.astype(np.float32)
     alpha = np.zeros(rim.shape, np.float32)
     yy, xx = np.mgrid[0:rim.shape[0], 0:rim.shape[1]]
@@ -154,32 +159,32 @@ def dohle_bodies(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.rando
         v = -(xx - px) * np.sin(theta) + (yy - py) * np.cos(theta)
         alpha = np.maximum(alpha, np.clip(1.5 - np.hypot(u / a, v / b) * 1.5, 0, 1))
     alpha = gaussian(alpha, 0.8 * s) * (0.45 + 0.1 * severity) * masks.cytoplasm
-    return _finish(_blend(img, DOHLE_BLUE, alpha))
+    return to_uint8(blend(img, DOHLE_BLUE, alpha))
 
 
 def vacuoles(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Round, sharply bordered clear vacuoles in the cytoplasm (2-3 / 4-6 / 7-10)."""
-    s = _scale(rgb)
-    area = _inner_cytoplasm(masks, 4 * s)
+    s = crop_scale(rgb)
+    area = inner_cytoplasm(masks, 4 * s)
     n = int(rng.integers(*((2, 4), (4, 7), (7, 11))[severity - 1]))
     centres = _points_in(area, n, rng)
     radii = rng.uniform(2.2, 4.5, len(centres)) * s
-    lumen = _discs(area.shape, centres, radii)
-    rim = np.clip(_discs(area.shape, centres, radii + 1.0 * s) - lumen, 0, 1)
+    lumen = soft_discs(area.shape, centres, radii)
+    rim = np.clip(soft_discs(area.shape, centres, radii + 1.0 * s) - lumen, 0, 1)
     img = rgb.astype(np.float32)
-    img = _blend(img, img * 0.82, rim * 0.8 * masks.cell)
-    return _finish(_blend(img, VACUOLE_CLEAR, lumen * 0.85 * masks.cell))
+    img = blend(img, img * 0.82, rim * 0.8 * masks.cell)
+    return to_uint8(blend(img, VACUOLE_CLEAR, lumen * 0.85 * masks.cell))
 
 
 # --- nuclei ---------------------------------------------------------------------------------
 
 def _erase_nucleus(img: np.ndarray, masks: CellMasks, rng: np.random.Generator) -> np.ndarray:
     """Fill the nucleus with cytoplasm: its smooth colour plus granule texture borrowed from it."""
-    s = _scale(img)
+    s = crop_scale(img)
     cyto = masks.cytoplasm if masks.cytoplasm.sum() > 50 else masks.cell
     grown = ndi.binary_dilation(masks.nucleus, iterations=int(2 * s))
-    colour = _masked_blur(img, cyto & ~grown, 8.0 * s)
-    detail = img - _masked_blur(img, cyto, 2.5 * s)
+    colour = masked_blur(img, cyto & ~grown, 8.0 * s)
+    detail = img - masked_blur(img, cyto, 2.5 * s)
     ys, xs = np.nonzero(cyto & ~grown)
     out = img.copy()
     if len(ys):
@@ -201,29 +206,29 @@ def _nucleus_texture(img: np.ndarray, masks: CellMasks, rng: np.random.Generator
 
 def _paint_nucleus(img: np.ndarray, shape_alpha: np.ndarray, colour: np.ndarray, texture: float,
                    rng: np.random.Generator, clumped: float = 0.0) -> np.ndarray:
-    s = _scale(img)
-    chromatin = _smooth_noise(shape_alpha.shape, 1.4 * s, rng)
+    s = crop_scale(img)
+    chromatin = smooth_noise(shape_alpha.shape, 1.4 * s, rng)
     if clumped:
-        chromatin = chromatin + clumped * np.where(_smooth_noise(shape_alpha.shape, 3.0 * s, rng) > 0.6, -2.5, 0.6)
+        chromatin = chromatin + clumped * np.where(smooth_noise(shape_alpha.shape, 3.0 * s, rng) > 0.6, -2.5, 0.6)
     shade = colour[None, None, :] * (1 + 0.012 * texture * chromatin[..., None])
     alpha = gaussian(np.clip(shape_alpha, 0, 1), 0.8 * s)
-    return _blend(img, shade, alpha)
+    return blend(img, shade, alpha)
 
 
 def _lobes_mask(shape, centre, positions, radii, bridge_px) -> np.ndarray:
     """Lobes (discs) at ``positions`` relative to ``centre``, joined in order by thin bridges."""
     cy, cx = centre
     pts = [(cy + dy, cx + dx) for dy, dx in positions]
-    mask = _discs(shape, pts, radii)
+    mask = soft_discs(shape, pts, radii)
     for (y0, x0), (y1, x1) in zip(pts[:-1], pts[1:]):
         n = int(np.hypot(y1 - y0, x1 - x0)) + 1
         line = [(y0 + (y1 - y0) * t, x0 + (x1 - x0) * t) for t in np.linspace(0, 1, n)]
-        mask = np.maximum(mask, _discs(shape, line, [bridge_px] * n))
+        mask = np.maximum(mask, soft_discs(shape, line, [bridge_px] * n))
     return mask
 
 
 def _nucleus_frame(masks: CellMasks, img: np.ndarray):
-    s = _scale(img)
+    s = crop_scale(img)
     centre = ndi.center_of_mass(masks.nucleus) if masks.nucleus.any() else (img.shape[0] / 2, img.shape[1] / 2)
     area = max(masks.nucleus.sum(), 600 * s * s)
     cell_r = np.sqrt(max(masks.cell.sum(), area * 2) / np.pi)
@@ -244,7 +249,7 @@ def pseudo_pelger(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.rand
     half = lobe_r * rng.uniform(1.25, 1.6)
     pos = [(-half * np.sin(theta), -half * np.cos(theta)), (half * np.sin(theta), half * np.cos(theta))]
     shape = _lobes_mask(img.shape[:2], centre, pos, [lobe_r, lobe_r * rng.uniform(0.85, 1.0)], 1.0 * s)
-    return _finish(_paint_nucleus(out, shape, colour * (1 - 0.05 * severity), texture, rng, clumped=0.3 * severity))
+    return to_uint8(_paint_nucleus(out, shape, colour * (1 - 0.05 * severity), texture, rng, clumped=0.3 * severity))
 
 
 def round_nucleus(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.random.Generator) -> np.ndarray:
@@ -260,7 +265,7 @@ def round_nucleus(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.rand
     u = (xx - centre[1]) * np.cos(theta) + (yy - centre[0]) * np.sin(theta)
     v = -(xx - centre[1]) * np.sin(theta) + (yy - centre[0]) * np.cos(theta)
     shape = np.clip(r + 0.5 - np.hypot(u * ecc, v / ecc), 0, 1)
-    return _finish(_paint_nucleus(out, shape, colour * (1 - 0.05 * severity), texture, rng, clumped=0.4 + 0.3 * severity))
+    return to_uint8(_paint_nucleus(out, shape, colour * (1 - 0.05 * severity), texture, rng, clumped=0.4 + 0.3 * severity))
 
 
 def hypersegmentation(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.random.Generator) -> np.ndarray:
@@ -280,15 +285,15 @@ def hypersegmentation(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.
     pos = [(r * np.sin(a), r * np.cos(a)) for a, r in zip(angles, radial)]
     radii = lobe_r * rng.uniform(0.9, 1.1, n)
     shape = _lobes_mask(img.shape[:2], centre, pos, radii, 0.9 * s)
-    return _finish(_paint_nucleus(out, shape, colour, texture, rng, clumped=0.2))
+    return to_uint8(_paint_nucleus(out, shape, colour, texture, rng, clumped=0.2))
 
 
 def chromatin_clumping(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Coarse dark chromatin blocks separated by pale parachromatin, inside the nucleus only."""
-    s = _scale(rgb)
+    s = crop_scale(rgb)
     img = rgb.astype(np.float32)
     nuc = masks.nucleus
-    blocks = _smooth_noise(nuc.shape, 2.2 * s, rng)
+    blocks = smooth_noise(nuc.shape, 2.2 * s, rng)
     dark = np.clip((blocks - 0.2) * 1.5, 0, 1)
     pale = np.clip((-blocks - 0.4) * 1.5, 0, 1)
     strength = (0.25, 0.38, 0.5)[severity - 1]
@@ -296,7 +301,7 @@ def chromatin_clumping(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np
     shaded = img * (1 - strength * dark[..., None]) + (np.array([205, 175, 215], np.float32) - img) * (strength * 0.8 * pale[..., None])
     out = img * (1 - alpha_n[..., None]) + shaded * alpha_n[..., None]
     out[~nuc] = img[~nuc]
-    return _finish(out)
+    return to_uint8(out)
 
 
 # --- platelets ------------------------------------------------------------------------------
@@ -306,7 +311,7 @@ GIANT_PLATELET_SCALE = (1.8, 2.5, 3.2)  # linear enlargement; grade 3 exceeds a 
 
 def giant_platelet(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Enlarge the central platelet of an LP crop and composite it back over the red-cell field."""
-    s = _scale(rgb)
+    s = crop_scale(rgb)
     img = rgb.astype(np.float32)
     plt_mask = masks.cell if masks.cell.any() else masks.nucleus
     if not plt_mask.any():
@@ -317,7 +322,7 @@ def giant_platelet(rgb: np.ndarray, masks: CellMasks, severity: int, rng: np.ran
     zoom = lambda a: ndi.affine_transform(a, np.eye(2) / factor, offset=(cy - cy / factor, cx - cx / factor), order=1)
     big = np.stack([zoom(img[..., c]) for c in range(3)], -1)
     big_alpha = np.clip(zoom(alpha), 0, 1)
-    return _finish(_blend(img, big, big_alpha) if big.ndim == 3 else img)
+    return to_uint8(blend(img, big, big_alpha) if big.ndim == 3 else img)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.datasets import default_data_root
+from core.datasets import default_data_root
 
 DATA_ROOT = default_data_root()
 needs_shared_data = pytest.mark.skipif(not (DATA_ROOT / "pbc").is_dir(),
@@ -57,7 +57,7 @@ def tiny_pipeline(tiny_models):
 
 @pytest.fixture(scope="session")
 def tiny_scorer(tiny_models):
-    from models.akira.infer import GranuleScorer
+    from models.engine.akira.infer import GranuleScorer
     return GranuleScorer(tiny_models["akira"])
 
 

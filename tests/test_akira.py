@@ -10,11 +10,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import synthetic_cell
-from models.akira.augment import augment, blank_smear_colour, rotation_views
-from models.akira.data import TABLE1_CELLS, TABLE1_GRADES, table1_rows, oversample_dg
-from models.akira.infer import gate
-from models.akira.labels import load_labels
-from models.errors import InvalidInput
+from core.akira_labels import load_labels
+from core.errors import InvalidInput
+from models.engine.akira.augment import augment, blank_smear_colour, rotation_views
+from models.engine.akira.data import oversample_dg
+from models.engine.akira.infer import gate
+from simulate.label_table import TABLE1_CELLS, TABLE1_GRADES, table1_rows
 
 L = load_labels()
 
@@ -32,7 +33,7 @@ def test_gating_compares_categories_on_a_common_scale():
 
 
 def test_weighted_mean_quartic_is_a_plain_mean():
-    from models.akira.loss import weighted_mean_quartic
+    from models.engine.akira.loss import weighted_mean_quartic
     y = np.zeros((2, 34), np.float32)
     p = np.zeros((2, 34), np.float32)
     p[:, L.focus_index] = 1.0
@@ -56,7 +57,7 @@ def test_oversampling_balances_grades_and_refuses_a_missing_grade():
 
 
 def test_oversampling_reference_is_checked():
-    from models.akira.train import AkiraTrainConfig
+    from models.engine.akira.train import AkiraTrainConfig
     assert AkiraTrainConfig().oversample_grade0 == "all"  # the reference
     with pytest.raises(InvalidInput, match="oversample_grade0"):
         AkiraTrainConfig(oversample_grade0="neutrophils")
@@ -116,7 +117,7 @@ def test_bicubic_rotation_keeps_the_fine_texture_at_every_angle():
 
 
 def test_unknown_rotation_interpolation_is_one_line_and_exit_2(tmp_path):
-    from service.cli import cli
+    from cli import cli
     config = tmp_path / "bad.yaml"
     config.write_text("rotation_interpolation: lanczos\n")
     r = CliRunner().invoke(cli, ["granules", "cv", "--labels", str(tmp_path), "--out", str(tmp_path / "cv"),
@@ -150,7 +151,7 @@ def _tiny_table(root):
 
 
 def test_tiny_end_to_end(tmp_path):
-    from service.cli import cli
+    from cli import cli
     labels_dir = tmp_path / "labels"
     _tiny_table(labels_dir)
     config = tmp_path / "tiny.yaml"
@@ -175,7 +176,7 @@ def test_tiny_end_to_end(tmp_path):
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert list(scores.columns) == ["path", "dg_score", "dg_grade", "category"] and len(scores) == 36
     assert scores["dg_grade"].between(0, 3).all()
-    from models.akira.infer import GranuleScorer
+    from models.engine.akira.infer import GranuleScorer
     scorer = GranuleScorer(tmp_path / "model")
     assert scorer.rotation_interpolation == "bicubic"  # inference rotates as the model's training did
     one_by_one = scorer.score_files([p for p in scores["path"][:3]])
@@ -221,7 +222,7 @@ def test_tiny_end_to_end(tmp_path):
     assert pd.read_csv(labels_dir / "labels.csv").equals(table)  # nothing half-applied
 
     # the model card, whose summary names a departure from the reference oversampling
-    from models.model_card import akira_card
+    from models.export.model_card import akira_card
     card = akira_card(tmp_path / "model", tmp_path / "cv", ["mdsdx granules train ..."])
     text = (tmp_path / "model" / "MODEL_CARD.md").read_text()
     assert "| DG0 |" in text and "SIMULATED" in text and "departs from the reference" not in card["summary"]
@@ -241,7 +242,7 @@ def test_tiny_end_to_end(tmp_path):
 
 def test_weight_average_warms_up_and_swaps():
     import tensorflow as tf
-    from models.akira.train import WeightAverage
+    from models.engine.akira.train import WeightAverage
     v = tf.Variable([0.0, 2.0])
     ema = WeightAverage([v], decay=0.5)
     v.assign([1.0, 1.0])
@@ -259,7 +260,7 @@ def test_weight_average_warms_up_and_swaps():
 
 
 def test_cv_in_two_worker_processes_matches_one(tmp_path):
-    from models.akira.train import AkiraTrainConfig, cross_validate
+    from models.engine.akira.train import AkiraTrainConfig, cross_validate
     _tiny_table(tmp_path / "labels")
     config = AkiraTrainConfig(input_px=48, width=8, middle_width=32, middle_blocks=1, epochs=1, folds=2,
                               init_from_cellnet=None, ema_decay=0.9)
@@ -277,7 +278,7 @@ def test_cv_in_two_worker_processes_matches_one(tmp_path):
 
 
 def test_paper_config_builds_resnet152():
-    from models.akira.net import AkiraConfig, build_akira
+    from models.architecture.akira import AkiraConfig, build_akira
     model = build_akira(AkiraConfig(backbone="paper", input_px=64))
     assert model.output.shape[-1] == 34
     assert model.get_layer("backbone").count_params() > 50_000_000
@@ -286,8 +287,8 @@ def test_paper_config_builds_resnet152():
 
 
 def _tiny_fit_inputs(tmp_path):
-    from models.akira.data import read_label_table
-    from models.akira.train import _load_images
+    from models.engine.akira.data import read_label_table
+    from models.engine.akira.train import _load_images
     _tiny_table(tmp_path / "labels")
     table = read_label_table(tmp_path / "labels" / "labels.csv")
     images = _load_images(table, tmp_path / "labels" / "images")
@@ -298,7 +299,7 @@ def _tiny_fit_inputs(tmp_path):
 
 def test_a_stopped_run_resumes_after_its_last_epoch(tmp_path):
     from dataclasses import replace
-    from models.akira.train import AkiraTrainConfig, fit_akira
+    from models.engine.akira.train import AkiraTrainConfig, fit_akira
     images, y, train_idx, val_idx = _tiny_fit_inputs(tmp_path)
     two = AkiraTrainConfig(input_px=48, width=8, middle_width=32, middle_blocks=1, epochs=2,
                            init_from_cellnet=None, ema_decay=0.9)
@@ -321,8 +322,8 @@ def test_a_stopped_run_resumes_after_its_last_epoch(tmp_path):
 
 
 def test_extra_training_images_join_training_parts_only(tmp_path, monkeypatch):
-    import models.akira.train as train_module
-    from models.akira.train import AkiraTrainConfig, cross_validate
+    import models.engine.akira.train as train_module
+    from models.engine.akira.train import AkiraTrainConfig, cross_validate
     _tiny_table(tmp_path / "labels")
     _tiny_table(tmp_path / "extra")
     for folder, crops in (("labels", "main"), ("extra", "other")):
@@ -355,7 +356,7 @@ def test_extra_training_images_join_training_parts_only(tmp_path, monkeypatch):
 
 
 def test_label_table_from_one_source_and_split(tmp_path):
-    from models.akira.data import LabelTableConfig, build_label_table
+    from simulate.label_table import LabelTableConfig, build_label_table
     rows = []
     for source, label in (("marrow", "segmented_neutrophil"), ("pbc", "band_neutrophil"), ("pbc", "lymphocyte")):
         for split in ("train", "val"):
@@ -375,7 +376,8 @@ def test_label_table_from_one_source_and_split(tmp_path):
 
 
 def test_label_table_of_normal_neutrophils_only(tmp_path):
-    from models.akira.data import LabelTableConfig, build_label_table, load_labels
+    from core.akira_labels import load_labels
+    from simulate.label_table import LabelTableConfig, build_label_table
     rows = []
     for label in ("segmented_neutrophil", "band_neutrophil"):
         for k in range(6):
@@ -391,7 +393,7 @@ def test_label_table_of_normal_neutrophils_only(tmp_path):
 
 
 def test_labels_cli_refuses_shares_with_table1(tmp_path):
-    from service.cli import cli
+    from cli import cli
     r = CliRunner().invoke(cli, ["granules", "labels", "--out", str(tmp_path / "t"), "--mix", "table1", "--dg-share", "0"])
     assert r.exit_code != 0 and "balanced mix" in r.output
     assert not (tmp_path / "t" / "labels.csv").exists()
@@ -400,8 +402,8 @@ def test_labels_cli_refuses_shares_with_table1(tmp_path):
 def test_frozen_batchnorm_normalises_with_moving_statistics_in_training():
     import keras
 
-    from models.akira.net import backbone_variables, build_akira
-    from models.akira.train import AkiraTrainConfig, freeze_batchnorm
+    from models.architecture.akira import backbone_variables, build_akira
+    from models.engine.akira.train import AkiraTrainConfig, freeze_batchnorm
     model = build_akira(AkiraTrainConfig(input_px=48, width=8, middle_width=32, middle_blocks=1).net())
     backbone = model.get_layer("backbone")  # before the head's dropout
     x = np.random.default_rng(0).uniform(0, 255, (4, 48, 48, 3)).astype("float32")
@@ -416,7 +418,7 @@ def test_frozen_batchnorm_normalises_with_moving_statistics_in_training():
 
 
 def test_cv_folders_recorded_before_or_with_later_settings_at_defaults_still_resume(tmp_path):
-    from models.akira.train import LATER_DEFAULTS, AkiraTrainConfig, _claim_cv_folder
+    from models.engine.akira.train import LATER_DEFAULTS, AkiraTrainConfig, _claim_cv_folder
     labels_dir = tmp_path / "labels"
     labels_dir.mkdir()
     (labels_dir / "labels.csv").write_text("Filename,DG\na.jpg,0\n")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from models.akira.labels import load_labels
-from models.akira.metrics import metrics_from_confusion, metrics_from_scores, rates_by_group
+from core.akira_labels import load_labels
+from models.engine.akira.metrics import metrics_from_confusion, metrics_from_scores, rates_by_group
 
 # Mori et al. 2020, Table 2: rows true DG0-3, columns predicted DG0-3.
 TABLE2 = [[1623, 32, 5, 1], [5, 21, 19, 1], [6, 16, 50, 5], [1, 2, 7, 1]]
@@ -49,7 +49,7 @@ def test_bad_matrix_is_refused():
 
 
 def test_cli_metrics(tmp_path):
-    from service.cli import cli
+    from cli import cli
     path = tmp_path / "cm.csv"
     path.write_text("\n".join(",".join(map(str, r)) for r in TABLE2))
     r = CliRunner().invoke(cli, ["granules", "metrics", "--confusion", str(path)])
@@ -84,7 +84,7 @@ def test_rates_by_group_splits_the_pooled_counts():
 
 
 def test_rates_carry_exact_95_percent_intervals():
-    from models.akira.metrics import exact_ci95
+    from models.engine.akira.metrics import exact_ci95
     m = metrics_from_confusion(TABLE2)["dg1_3"]
     for key in ("sensitivity", "specificity", "ppv", "npv", "accuracy"):
         low, high = m["ci95"][key]

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from models.attribute_head import AttributeHeadConfig, fit_attribute_head
-from models.cellnet import CellNetConfig, build_cellnet
+from models.architecture.cellnet import CellNetConfig, build_cellnet
+from models.engine.attribute_head import AttributeHeadConfig, fit_attribute_head
 
 FAST = AttributeHeadConfig(cs=(0.3, 3.0), folds=3)
 
@@ -45,10 +45,10 @@ def test_written_back_into_the_network_the_head_gives_the_same_logits():
 
 
 def test_embeddings_are_computed_in_chunks_in_order():
-    from models.attribute_head import _embeddings
+    from models.engine.attribute_head import embed_images
     net = build_cellnet(CellNetConfig(input_px=32, width=4, middle_width=16, middle_blocks=1, exit_width=32))
     images = np.random.default_rng(3).integers(0, 255, (5, 32, 32, 3)).astype(np.uint8)
-    emb, logits = _embeddings(net, images, batch_size=2, chunk=2)
+    emb, logits = embed_images(net, images, batch_size=2, chunk=2)
     whole = net.predict(images.astype("float32"), verbose=0)
     np.testing.assert_allclose(emb, np.asarray(whole["embedding"]), rtol=1e-4, atol=1e-5)
     assert logits.shape == (5, np.asarray(whole["attributes"]).shape[1])
@@ -61,11 +61,11 @@ def test_refit_rewrites_the_saved_model_and_its_version(tmp_path, tiny_models, m
     import pandas as pd
     from PIL import Image
 
-    import models.datasets
+    import core.datasets
     from conftest import synthetic_cell
-    from models.artifact import load_cellnet
-    from models.attribute_head import refit_saved
-    from models.errors import InvalidInput
+    from core.errors import InvalidInput
+    from models.engine.attribute_head import refit_saved
+    from models.export.artifact import load_cellnet
     model = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], model)
     rows = []
@@ -74,7 +74,7 @@ def test_refit_rewrites_the_saved_model_and_its_version(tmp_path, tiny_models, m
         Image.fromarray(synthetic_cell(64, seed=i)).save(path)
         rows.append({"path": str(path), "split": "val" if i >= 18 else "train",
                      "cell_size": ["small", "big"][i % 2], "granularity": ["no", "yes"][(i // 2) % 2]})
-    monkeypatch.setattr(models.datasets, "load_all", lambda root: pd.DataFrame(rows))
+    monkeypatch.setattr(core.datasets, "load_all", lambda root: pd.DataFrame(rows))
     before = json.loads((model / "metadata.json").read_text())["version"]
     report = refit_saved(model, config=AttributeHeadConfig(cs=(1.0,), folds=2))
     net, meta = load_cellnet(model)
@@ -93,13 +93,13 @@ def test_refit_rewrites_the_saved_model_and_its_version(tmp_path, tiny_models, m
     assert not np.allclose(refitted_kernel[:, :2], kernel[:, :2])  # the saved head also learnt from the 6 val crops
     views = refit_saved(model, config=AttributeHeadConfig(cs=(1.0,), folds=2, fit_on_validation=True, train_views=2))
     assert views["fit_splits"] == ["train", "val"] and views["n_train"] == 18
-    monkeypatch.setattr(models.datasets, "load_all", lambda root: pd.DataFrame(rows).assign(split="test"))
+    monkeypatch.setattr(core.datasets, "load_all", lambda root: pd.DataFrame(rows).assign(split="test"))
     with pytest.raises(InvalidInput, match="WBCAtt"):
         refit_saved(model, config=AttributeHeadConfig(cs=(1.0,), folds=2))
 
 
 def test_dihedral_views_are_the_eight_distinct_symmetries():
-    from models.attribute_head import dihedral_view
+    from models.engine.attribute_head import dihedral_view
     img = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
     views = [dihedral_view(img, v) for v in range(8)]
     assert all(v.shape == img.shape and v.flags["C_CONTIGUOUS"] for v in views)

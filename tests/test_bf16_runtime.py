@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import jpeg_bytes
-from models.errors import ModelLoadError
-from models.infer import CellPredictor
-from models.runtime import bf16_support, runtime_candidates
+from core.errors import ModelLoadError
+from models.engine.infer import CellPredictor
+from models.export.runtime import bf16_support, runtime_candidates
 
 needs_bf16 = pytest.mark.skipif(bf16_support() is not None, reason=f"bf16 runtime unavailable: {bf16_support()}")
 
@@ -25,7 +25,7 @@ def _crops(folder, n=8):
 
 @pytest.mark.parametrize("reason", [None, "this CPU has no bfloat16 instructions (AVX512_BF16 or AMX)"])
 def test_auto_takes_bf16_only_where_it_runs(monkeypatch, reason):
-    monkeypatch.setattr("models.runtime.bf16_support", lambda: reason)
+    monkeypatch.setattr("models.export.runtime.bf16_support", lambda: reason)
     monkeypatch.delenv("MDSDX_RUNTIME", raising=False)
     onnx = Path("m/cellnet.onnx")
     assert runtime_candidates(Path("m"), onnx, bf16_recorded=True) == (["bf16", "onnx"] if reason is None else ["onnx"])
@@ -45,7 +45,7 @@ def test_bf16_without_an_onnx_file_is_a_plain_error():
 
 @needs_bf16
 def test_bf16_is_recorded_checked_and_close_to_float(tiny_models, tmp_path, monkeypatch):
-    from service.cli import cli
+    from cli import cli
     monkeypatch.delenv("MDSDX_RUNTIME", raising=False)
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
@@ -77,7 +77,7 @@ def test_bf16_is_recorded_checked_and_close_to_float(tiny_models, tmp_path, monk
 
 @needs_bf16
 def test_akira_runs_in_bf16_close_to_float(tiny_models):
-    from models.akira.infer import GranuleScorer, load_akira
+    from models.engine.akira.infer import GranuleScorer, load_akira
     model, _ = load_akira(tiny_models["akira"], runtime="bf16")
     scorer = GranuleScorer(model=model, input_px=GranuleScorer(tiny_models["akira"]).input_px)
     assert scorer.runtime == "bf16"
@@ -87,8 +87,8 @@ def test_akira_runs_in_bf16_close_to_float(tiny_models):
 
 
 def test_bf16_where_it_cannot_run_is_one_plain_line(tiny_models, tmp_path, monkeypatch):
-    from service.cli import cli
-    monkeypatch.setattr("models.quantize.bf16_support", lambda: "OpenVINO is not installed")
+    from cli import cli
+    monkeypatch.setattr("models.export.quantize.bf16_support", lambda: "OpenVINO is not installed")
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
     before = (folder / "metadata.json").read_text()
@@ -98,7 +98,7 @@ def test_bf16_where_it_cannot_run_is_one_plain_line(tiny_models, tmp_path, monke
 
 
 def test_model_card_says_how_the_runtime_is_chosen():
-    from models.model_card import _runtime_text
+    from models.export.model_card import _runtime_text
     record = {"onnx": "cellnet.onnx", "opset": 17, "onnx_sha256": "0" * 64, "libraries": {},
               "int8": {"onnx": "cellnet.int8.onnx", "onnx_sha256": "1" * 64, "format": "QDQ", "calibration": "c",
                        "agreement_with_float": {"same_top_type": 0.98}},
@@ -115,7 +115,7 @@ def test_model_card_says_how_the_runtime_is_chosen():
 @needs_bf16
 def test_auto_prefers_a_passing_int8_file_to_bf16(tiny_models, tmp_path):
     """With int8 and bf16 both recorded and both right on this CPU, auto takes the int8 file, the faster."""
-    from models.quantize import add_bf16, add_int8
+    from models.export.quantize import add_bf16, add_int8
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
     images = sorted(str(p) for p in _crops(tmp_path / "check", n=4).iterdir())

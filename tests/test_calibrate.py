@@ -1,4 +1,4 @@
-"""Bias-corrected temperature scaling of the type probabilities (models.calibrate, models.infer)."""
+"""Bias-corrected temperature scaling of the type probabilities (models.engine.calibrate, models.engine.infer)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 from scipy.special import log_softmax
 
-from models.calibrate import _partial_label_nll, fit_type_calibration, fit_type_temperature
+from models.engine.calibrate import _partial_label_nll, fit_type_calibration, fit_type_temperature
 
 from conftest import synthetic_cell
 
@@ -45,7 +45,7 @@ def test_without_a_shift_the_bias_stays_near_zero():
 
 
 def test_predictor_applies_the_type_bias(tiny_models, tmp_path):
-    from models.infer import CellPredictor
+    from models.engine.infer import CellPredictor
     image = tmp_path / "cell.jpg"
     Image.fromarray(synthetic_cell(96)).save(image)
     plain = CellPredictor(tiny_models["cellnet"]).predict_files([str(image)])
@@ -65,23 +65,23 @@ def test_recalibrating_a_saved_model_gives_it_a_new_version(tmp_path, tiny_model
     """Same weights, new probabilities: the version changes, and the weights' version is kept beside it."""
     import pandas as pd
 
-    import models.calibrate
-    import models.train
-    from models.train import TrainConfig, recalibrate_saved
+    import models.engine.calibrate
+    import models.engine.train
+    from models.engine.train import TrainConfig, recalibrate_saved
 
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
     (tmp_path / "sim").mkdir()
     (tmp_path / "sim" / "cells.csv").write_text("path\n")
-    monkeypatch.setattr(models.train, "assemble", lambda config, sim: pd.DataFrame({"path": ["a.jpg"], "split": ["val"]}))
-    monkeypatch.setattr(models.train, "_decode_all", lambda paths, px, threads, field_of_view=1.0: np.zeros((len(paths), px, px, 3)))
-    monkeypatch.setattr(models.calibrate, "calibrate", lambda net, images, val: {"type_temperature": 1.5,
+    monkeypatch.setattr(models.engine.train, "assemble", lambda config, sim: pd.DataFrame({"path": ["a.jpg"], "split": ["val"]}))
+    monkeypatch.setattr(models.engine.train, "decode_all", lambda paths, px, threads, field_of_view=1.0: np.zeros((len(paths), px, px, 3)))
+    monkeypatch.setattr(models.engine.calibrate, "calibrate", lambda net, images, val: {"type_temperature": 1.5,
                         "feature_temperature": 1.0, "unid_threshold": 0.4})
-    recalibrate_saved(folder, TrainConfig(simulated_dir=tmp_path / "sim"))
+    recalibrate_saved(folder, TrainConfig(simulated_dir=tmp_path / "sim"), pd.DataFrame())
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["weights_version"] == "cellnet-tiny-test"
     assert meta["version"].startswith("cellnet-tiny-test-cal") and meta["calibration"]["type_temperature"] == 1.5
     assert "fitted" in meta["calibration"]
-    recalibrate_saved(folder, TrainConfig(simulated_dir=tmp_path / "sim"))
+    recalibrate_saved(folder, TrainConfig(simulated_dir=tmp_path / "sim"), pd.DataFrame())
     again = json.loads((folder / "metadata.json").read_text())
     assert again["weights_version"] == "cellnet-tiny-test" and again["version"].count("-cal") == 1

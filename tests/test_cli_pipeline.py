@@ -3,7 +3,7 @@ import pandas as pd
 from click.testing import CliRunner
 
 from conftest import jpeg_bytes
-from service.cli import cli
+from cli import cli
 
 
 def _smear(folder, n, seed=0):

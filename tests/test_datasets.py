@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from models.datasets import (assign_split, attribute_targets, feature_targets, load_all, load_attributes, load_marrow,
+from core.datasets import (assign_split, attribute_targets, feature_targets, load_all, load_attributes, load_marrow,
                              load_pbc, type_targets)
-from models.errors import DataNotFound
-from models.taxonomy import load_taxonomy
+from core.errors import DataNotFound
+from core.taxonomy import load_taxonomy
 
 
 def test_split_is_deterministic_and_keeps_wbcatt():

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from models.evaluate import _table2
-from models.taxonomy import load_taxonomy
+from core.taxonomy import load_taxonomy
+from models.engine.evaluate import _table2
 
 
 def test_table2_scores_real_and_simulated_cells_apart():
@@ -25,7 +25,7 @@ def test_table2_scores_real_and_simulated_cells_apart():
 def test_a_model_card_refuses_a_validation_split_evaluation(tmp_path):
     import json
 
-    from models.model_card import cellnet_card
+    from models.export.model_card import cellnet_card
     (tmp_path / "metadata.json").write_text(json.dumps({"version": "v"}))
     (tmp_path / "metrics.json").write_text(json.dumps({"split": "val"}))
     with pytest.raises(ValueError, match="val split"):
@@ -35,7 +35,7 @@ def test_a_model_card_refuses_a_validation_split_evaluation(tmp_path):
 def test_export_rows_of_a_model_card_come_from_an_export_evaluation_of_the_same_model(tmp_path):
     import json
 
-    from models.model_card import export_metric_rows
+    from models.export.model_card import export_metric_rows
     m = {"split": "test", "export_px": 360, "model_version": "v1", "classic_group_accuracy_pbc": 0.9824,
          "fine_class_macro_sensitivity_pbc": 0.8349, "wbcatt_mean_accuracy": 0.9304, "expected_calibration_error": 0.0124}
     (tmp_path / "metrics.json").write_text(json.dumps(m))
@@ -50,7 +50,7 @@ def test_export_rows_of_a_model_card_come_from_an_export_evaluation_of_the_same_
 
 
 def test_the_fine_class_interval_brackets_the_macro_sensitivity_and_narrows_with_more_crops():
-    from models.metrics import macro_sensitivity_ci95, one_vs_rest
+    from core.metrics import macro_sensitivity_ci95, one_vs_rest
     labels = ["SNE", "BNE", "MMY"]
     # per label 80 crops: 72, 64 and 68 called right (90, 80 and 85 %), the misses called the next label
     y_true = np.repeat(labels, 80)
@@ -71,7 +71,7 @@ def test_the_fine_class_interval_brackets_the_macro_sensitivity_and_narrows_with
 def test_a_card_row_carries_the_fine_class_interval_when_the_evaluation_has_one(tmp_path):
     import json
 
-    from models.model_card import export_metric_rows
+    from models.export.model_card import export_metric_rows
     m = {"split": "test", "export_px": 360, "model_version": "v1", "classic_group_accuracy_pbc": 0.9824,
          "fine_class_macro_sensitivity_pbc": 0.8349, "fine_class_macro_sensitivity_ci95": [0.8012, 0.8671],
          "wbcatt_mean_accuracy": 0.9304, "expected_calibration_error": 0.0124}

@@ -3,12 +3,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.errors import ModelLoadError
+from core.taxonomy import load_taxonomy
 from diagnose.model import DiagnoserConfig, MdsDiagnoser
 from diagnose.who import who_view
 from featurize import SmearFeaturizer, featurize_smear, parameter_names
 from featurize.smear import parameter_ids
-from models.errors import ModelLoadError
-from models.taxonomy import load_taxonomy
 
 TAX = load_taxonomy()
 

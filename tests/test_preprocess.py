@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from conftest import synthetic_cell
-from models.errors import InvalidImage
-from models.preprocess import ImageLimits, as_export, load_cell_image
+from core.errors import InvalidImage
+from core.preprocess import ImageLimits, as_export, load_cell_image
 
 
 def _jpeg(arr: np.ndarray, quality: int = 92) -> bytes:
@@ -70,7 +70,7 @@ def test_size_and_pixel_limits():
 @pytest.mark.parametrize("size", [256, 360])
 def test_field_of_view_is_the_central_share_at_higher_resolution(size):
     """field_of_view 0.5: the central half of the crop's side, at twice the resolution of the whole crop."""
-    from models.preprocess import centre_crop, frame_px
+    from core.preprocess import centre_crop, frame_px
     data = _jpeg(synthetic_cell(px=size, seed=2))
     assert frame_px(64, 0.5) == 128 and frame_px(192, 0.8) == 240
     half = load_cell_image(data, 64, field_of_view=0.5)
@@ -90,13 +90,13 @@ def test_training_warp_takes_the_central_window_of_a_larger_source():
     after any rotation, flip and zoom (a red disc of radius 10 px at the centre stays under the centre)."""
     import tensorflow as tf
 
-    from models.train import _augment_fn
+    from models.engine.train import augment_fn
     yy, xx = np.mgrid[0:64, 0:64]
     img = np.zeros((64, 64, 3), np.uint8)
     img[:] = (30, 30, 220)
     img[np.hypot(yy - 31.5, xx - 31.5) < 10] = (220, 30, 30)
     tf.random.set_seed(0)
-    out, _ = _augment_fn(32, 64)(tf.constant(np.stack([img] * 16)), {})
+    out, _ = augment_fn(32, 64)(tf.constant(np.stack([img] * 16)), {})
     out = np.asarray(out)
     assert out.shape == (16, 32, 32, 3)
     centre = out[:, 14:18, 14:18].mean(axis=(1, 2))
@@ -109,8 +109,8 @@ def test_rendition_jitter_softens_and_sharpens_and_recodes():
     """The training-time rendition jitter spreads an image's fine detail both ways around the original."""
     import tensorflow as tf
 
-    from models.errors import InvalidInput
-    from models.train import TrainConfig, _rendition
+    from core.errors import InvalidInput
+    from models.engine.train import TrainConfig, _rendition
     img = synthetic_cell(px=64, seed=3)
     batch = tf.constant(np.stack([img] * 32))
     assert np.array_equal(np.asarray(_rendition(batch)), np.stack([img] * 32).astype(np.float32))  # off by default

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import jpeg_bytes
-from models.errors import ModelLoadError
-from models.infer import CellPredictor
+from core.errors import ModelLoadError
+from models.engine.infer import CellPredictor
 
 
 def _crops(folder, n=12):
@@ -20,7 +20,7 @@ def _crops(folder, n=12):
 
 
 def test_quantized_stage1_is_recorded_checked_and_used(tiny_models, tmp_path, monkeypatch):
-    from service.cli import cli
+    from cli import cli
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
     _crops(tmp_path / "calib")
@@ -53,8 +53,8 @@ def test_int8_without_a_quantized_file_is_a_plain_error(tiny_models):
 
 
 def test_quantized_akira_scores_close_to_float(tiny_models, tmp_path):
-    from models.akira.infer import GranuleScorer, load_akira
-    from models.quantize import add_int8
+    from models.engine.akira.infer import GranuleScorer, load_akira
+    from models.export.quantize import add_int8
     folder = tmp_path / "akira"
     shutil.copytree(tiny_models["akira"], folder)
     images = _crops(tmp_path / "calib", n=6)
@@ -69,8 +69,8 @@ def test_quantized_akira_scores_close_to_float(tiny_models, tmp_path):
 
 
 def test_quantization_import_leaves_sys_path_alone():
-    from models.quantize import _onnx_quantization
-    _onnx_quantization()
+    from models.export.quantize import onnx_quantization
+    onnx_quantization()
     # onnxruntime appends its transformers folder, whose `models` package would shadow this project's
     assert not [p for p in sys.path if p.rstrip("/").endswith("onnxruntime/transformers")]
 
@@ -79,8 +79,8 @@ def test_a_runtime_that_fails_its_check_is_skipped_or_refused(tiny_models, tmp_p
     """An int8 file whose outputs differ from the stored float ones on the check crops (here: float
     outputs that no longer match, as a saturating kernel would give) is passed over under auto, logged
     with the reason and shown in the predictor's checks; asked for by name it is one plain error."""
-    from models.akira.infer import GranuleScorer
-    from models.quantize import add_int8
+    from models.engine.akira.infer import GranuleScorer
+    from models.export.quantize import add_int8
     folder = tmp_path / "akira"
     shutil.copytree(tiny_models["akira"], folder)
     add_int8(folder, images=_crops(tmp_path / "calib", n=4))
@@ -111,7 +111,7 @@ def test_reduce_range_keeps_the_weights_in_7_bits(tiny_models, tmp_path, reduce_
     every int8 weight within [-64, 64]; ``--full-range`` uses the whole int8 range."""
     import onnx
     from onnx import numpy_helper
-    from service.cli import cli
+    from cli import cli
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
     _crops(tmp_path / "calib")
@@ -131,7 +131,7 @@ def test_percentile_calibration_narrows_activation_ranges(tiny_models, tmp_path)
     values, so no range is wider than MinMax's extremes and some are narrower; the record says which."""
     import onnx
     from onnx import numpy_helper
-    from service.cli import cli
+    from cli import cli
     _crops(tmp_path / "calib")
     scales = {}
     for method in ("minmax", "percentile"):
@@ -151,7 +151,7 @@ def test_percentile_calibration_narrows_activation_ranges(tiny_models, tmp_path)
 
 
 def test_unknown_calibration_is_refused(tiny_models, tmp_path):
-    from service.cli import cli
+    from cli import cli
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
     r = CliRunner().invoke(cli, ["train", "quantize", str(folder), "--calibration", "entropy"])

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from conftest import jpeg_bytes
-from models.errors import ModelLoadError
-from models.infer import CellPredictor
+from core.errors import ModelLoadError
+from models.engine.infer import CellPredictor
 
 
 def test_saved_models_carry_a_checked_onnx_file(tiny_models):
@@ -31,11 +31,11 @@ def test_cell_predictions_agree_between_runtimes(tiny_models):
 
 
 def test_granule_scores_agree_between_runtimes(tiny_models):
-    from models.akira.infer import GranuleScorer
+    from models.engine.akira.infer import GranuleScorer
     blobs = [jpeg_bytes(seed, px=256) for seed in range(3)]
     a = GranuleScorer(tiny_models["akira"]).score_files(blobs)
     keras_scorer = GranuleScorer(tiny_models["akira"])
-    from models.akira.infer import _forward_of, load_akira
+    from models.engine.akira.infer import _forward_of, load_akira
     keras_scorer._forward = _forward_of(load_akira(tiny_models["akira"], runtime="keras")[0])
     b = keras_scorer.score_files(blobs)
     np.testing.assert_allclose(a.outputs, b.outputs, atol=1e-4)
@@ -52,7 +52,7 @@ def test_altered_or_missing_onnx_file(tiny_models, tmp_path):
     assert CellPredictor(folder).runtime == "keras"  # falls back to the Keras file
     with pytest.raises(ModelLoadError, match="mdsdx train onnx"):
         CellPredictor(folder, runtime="onnx")
-    from models.artifact import add_onnx
+    from models.export.artifact import add_onnx
     add_onnx(folder)  # what `mdsdx train onnx DIR` does
     assert CellPredictor(folder).runtime == "onnx"
 
@@ -60,9 +60,9 @@ def test_altered_or_missing_onnx_file(tiny_models, tmp_path):
 def test_predictor_uses_the_saved_field_of_view(tmp_path):
     """A model trained on the central share of each crop is served the same window; older metadata
     without the key means the whole crop."""
-    from models.artifact import input_geometry, save_cellnet
-    from models.cellnet import CellNetConfig, build_cellnet
-    from models.preprocess import load_cell_image
+    from core.preprocess import load_cell_image
+    from models.architecture.cellnet import CellNetConfig, build_cellnet
+    from models.export.artifact import input_geometry, save_cellnet
     cfg = CellNetConfig(input_px=32, field_of_view=0.5, width=4, middle_width=16, middle_blocks=1, exit_width=32)
     net = build_cellnet(cfg)
     save_cellnet(net, cfg, tmp_path / "fov", calibration={"type_temperature": 1.0, "feature_temperature": 1.0,

@@ -56,7 +56,7 @@ def test_readyz_shows_a_runtime_that_failed_its_check(app, tiny_models, tmp_path
 
     from conftest import jpeg_bytes
     from diagnose.pipeline import SmearDiagnosisPipeline
-    from models.quantize import add_int8
+    from models.export.quantize import add_int8
     folder = tmp_path / "cellnet"
     shutil.copytree(tiny_models["cellnet"], folder)
     crops = []
@@ -271,7 +271,7 @@ def test_login_next_is_not_an_open_redirect(client, api_key):
 def test_keys_cli(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from service.cli import cli
+    from cli import cli
     monkeypatch.setenv("MDSDX_HOME", str(tmp_path / "home"))
     runner = CliRunner()
     r = runner.invoke(cli, ["keys", "create", "lis"])
@@ -323,8 +323,8 @@ def test_delete_smear_removes_only_images_no_other_smear_uses(tiny_models, tiny_
 def test_delete_needs_the_submitting_key_and_gc_sweeps_after_the_grace(app, client, api_key, monkeypatch):
     from click.testing import CliRunner
 
+    from cli import cli
     from service.auth import create_key
-    from service.cli import cli
     with app.extensions["mdsdx"]["sessions"]() as db:
         other = create_key(db, "another-lab")
     smear = post(client, api_key, smear_form(6, "SLIDE-G")).json
@@ -393,7 +393,7 @@ def test_models_page_shows_the_cards_of_the_served_models(tiny_models, tmp_path)
     import shutil
 
     from conftest import service_config
-    from models.model_card import write_card
+    from models.export.model_card import write_card
     from service.app import create_app
     from service.auth import create_key
     cellnet = tmp_path / "cellnet"

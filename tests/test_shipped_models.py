@@ -18,7 +18,7 @@ shipped = pytest.mark.skipif(not (CELLNET / "cellnet.keras").is_file() or not (D
 
 @shipped
 def test_shipped_cellnet_contract():
-    from models.infer import CellPredictor
+    from models.engine.infer import CellPredictor
     meta = json.loads((CELLNET / "metadata.json").read_text())
     assert (CELLNET / "cellnet.keras").stat().st_size <= 20e6
     assert (CELLNET / "MODEL_CARD.md").is_file() and (CELLNET / "model_card.json").is_file()
@@ -63,8 +63,8 @@ AKIRA = ROOT / "models" / "akira_compact"
 
 @pytest.mark.skipif(not (AKIRA / "akira.keras").is_file(), reason="the shipped AKIRA model is not in this checkout")
 def test_shipped_akira_contract():
-    from models.akira.infer import GranuleScorer
-    from models.akira.labels import load_labels
+    from core.akira_labels import load_labels
+    from models.engine.akira.infer import GranuleScorer
     meta = json.loads((AKIRA / "metadata.json").read_text())
     assert (AKIRA / "akira.keras").stat().st_size <= 20e6
     assert (AKIRA / "MODEL_CARD.md").is_file() and (AKIRA / "model_card.json").is_file()

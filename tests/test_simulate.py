@@ -8,8 +8,8 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from conftest import needs_shared_data, synthetic_cell
-from models.taxonomy import load_taxonomy
-from service.cli import cli
+from cli import cli
+from core.taxonomy import load_taxonomy
 from simulate.cells import allowed_types, label_vector, parse_feature_string, simulated_feature_ids
 from simulate.cohort import CohortConfig, load_disease_config, plan_cohort
 from simulate.partition import COHORT_SPLITS
@@ -232,7 +232,7 @@ def test_cohort_layout_determinism_and_hygiene(tmp_path, data_root):
         assert np.array_equal(np.asarray(Image.open(a / p)), np.asarray(Image.open(b / p)))
     assert cells.equals(pd.read_csv(b / "cells.csv", keep_default_na=False))
     # hygiene: a test cohort draws only test-split crops
-    from models.datasets import load_all
+    from core.datasets import load_all
     split_of = dict(zip(load_all(data_root)["file"], load_all(data_root)["split"]))
     provenance = pd.read_csv(a / "provenance.csv")
     assert {split_of[f] for f in provenance["source_file"]} == set(COHORT_SPLITS["test-cohort"])
@@ -244,7 +244,7 @@ def test_cohort_layout_determinism_and_hygiene(tmp_path, data_root):
 
 @needs_shared_data
 def test_partitions_never_share_crops(data_root):
-    from models.datasets import load_all
+    from core.datasets import load_all
     from simulate.cells import CropPool
     frame = load_all(data_root)
     pools = {name: CropPool.from_frame(frame, splits) for name, splits in COHORT_SPLITS.items() if name != "all"}
@@ -258,7 +258,7 @@ def test_partitions_never_share_crops(data_root):
 def test_transforms_on_real_neutrophils(data_root):
     """On real neutrophils with enough cytoplasm to measure (>= 1500 px at 256 px), granule texture
     falls at every DG grade and the nucleus is untouched."""
-    from models.datasets import load_pbc
+    from core.datasets import load_pbc
     frame = load_pbc(data_root)
     paths = frame.loc[frame.source_label == "segmented_neutrophil", "path"].iloc[:40]
     measured = 0
@@ -277,7 +277,7 @@ def test_transforms_on_real_neutrophils(data_root):
 
 
 def test_mask_sheet_shows_one_source_and_refuses_an_unknown_one(tmp_path):
-    from models.errors import InvalidInput
+    from core.errors import InvalidInput
     from simulate.contact_sheet import TILE_PX, make_mask_sheet
     rows = []
     for k in range(10):

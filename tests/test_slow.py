@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import needs_shared_data
-from service.cli import cli
+from cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def test_train_cells_smoke_on_real_data(tmp_path):
 
 @needs_shared_data
 def test_shipped_cellnet_meets_targets(tmp_path):
-    from models.evaluate import evaluate_cells
+    from models.engine.evaluate import evaluate_cells
     m = evaluate_cells(tmp_path, tsne_max=500)
     assert m["classic_group_accuracy_pbc"] >= 0.98
     assert m["fine_class_macro_sensitivity_pbc"] >= 0.90

@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from models.errors import InvalidInput
-from models.soup import average_weights
-from service.cli import cli
+from cli import cli
+from core.errors import InvalidInput
+from models.engine.soup import average_weights
 
 
 def _tiny_net(seed, width=4):
     import keras
 
-    from models.cellnet import CellNetConfig, build_cellnet
+    from models.architecture.cellnet import CellNetConfig, build_cellnet
     keras.utils.set_random_seed(seed)
     cfg = CellNetConfig(input_px=32, width=width, middle_width=16, middle_blocks=1, exit_width=32)
     return build_cellnet(cfg), cfg
@@ -39,7 +39,7 @@ def test_average_rejects_one_member_and_other_shapes():
 
 
 def test_cli_errors_are_one_line(tmp_path, tiny_models):
-    from models.artifact import save_cellnet
+    from models.export.artifact import save_cellnet
     net, cfg = _tiny_net(3, width=8)
     other = tmp_path / "wider"
     save_cellnet(net, cfg, other, calibration={"type_temperature": 1.0, "feature_temperature": 1.0, "unid_threshold": 0.0},
@@ -65,8 +65,8 @@ def test_members_saved_before_the_field_of_view_setting_share_a_recipe():
     whole crop, but not with one that sees the central 80 %."""
     import json
 
-    from models.artifact import DEFAULT_DIR
-    from models.soup import _check_same_recipe
+    from models.engine.soup import _check_same_recipe
+    from models.export.artifact import DEFAULT_DIR
     new = json.loads((DEFAULT_DIR / "metadata.json").read_text())
     new["architecture"]["field_of_view"] = 1.0
     new["input"] = {**new["input"], "field_of_view": 1.0, "preprocess": "a newer description"}

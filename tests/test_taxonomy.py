@@ -2,8 +2,8 @@ import json
 
 from click.testing import CliRunner
 
-from models.taxonomy import LINEAGES, SOURCES, load_taxonomy
-from service.cli import cli
+from cli import cli
+from core.taxonomy import LINEAGES, SOURCES, load_taxonomy
 
 KIMURA_TABLE3 = [
     "bl_abnormal_nuclear_shape", "bl_abnormal_granulation", "bl_vacuoles",

@@ -3,10 +3,10 @@ import keras
 import numpy as np
 import pytest
 
-from models.artifact import save_cellnet
-from models.cellnet import CellNetConfig, build_cellnet
-from models.errors import InvalidInput
-from models.train import load_initial_weights
+from core.errors import InvalidInput
+from models.architecture.cellnet import CellNetConfig, build_cellnet
+from models.engine.train import load_initial_weights
+from models.export.artifact import save_cellnet
 
 TINY = CellNetConfig(input_px=32, width=4, middle_width=16, middle_blocks=1, exit_width=32)
 
@@ -51,14 +51,15 @@ def test_missing_or_mismatched_weights_are_clear_errors(tmp_path):
 def test_training_frame_gives_a_rewritten_neutrophil_a_partial_type_label(tmp_path, monkeypatch):
     import pandas as pd
 
-    import models.train
-    from models.taxonomy import load_taxonomy
+    import models.engine.train
+    from core.taxonomy import load_taxonomy
+    from simulate.training_set import read_training_set
     real = pd.DataFrame({"path": ["r.jpg"], "split": ["train"], "cell_types": [("MY",)]})
-    monkeypatch.setattr(models.train, "load_all", lambda root: real)
+    monkeypatch.setattr(models.engine.train, "load_all", lambda root: real)
     pd.DataFrame({"path": ["train/a.jpg", "train/b.jpg"], "cell_type": ["SNE", "BNE"],
                   "features": ["neu_pseudo_pelger:2", "neu_degranulation:3"], "split": ["train", "train"],
                   "source_file": ["x", "y"]}).to_csv(tmp_path / "cells.csv", index=False)
-    frame = models.train.assemble(models.train.TrainConfig(), tmp_path)
+    frame = models.engine.train.assemble(models.engine.train.TrainConfig(), read_training_set(tmp_path))
     abbrs = load_taxonomy().type_abbrs
     allowed = [{abbrs[i] for i in np.flatnonzero(t)} for t in frame["type_target"]]
     assert allowed == [{"MY"}, {"SNE", "BNE"}, {"BNE"}]
@@ -67,7 +68,7 @@ def test_training_frame_gives_a_rewritten_neutrophil_a_partial_type_label(tmp_pa
 
 def test_sampling_weights_balance_and_boost_real_crops():
     import pandas as pd
-    from models.train import sampling_weights
+    from models.engine.train import sampling_weights
     keys = pd.Series(["SNE"] * 4 + ["SNE"] * 4 + ["MY"])
     origins = pd.Series(["real"] * 4 + ["simulated"] * 4 + ["real"])
     plain = sampling_weights(keys, origins, 1.0)
@@ -81,13 +82,13 @@ def test_sampling_weights_balance_and_boost_real_crops():
 
 
 def test_a_field_of_view_outside_0_1_is_a_clear_config_error():
-    from models.train import TrainConfig
+    from models.engine.train import TrainConfig
     with pytest.raises(InvalidInput, match="field_of_view"):
         TrainConfig(field_of_view=1.25)
 
 
 def test_swa_sets_the_mean_of_the_last_epochs_weights(tmp_path):
-    from models.train import _epoch_weights_path, _load_swa_weights
+    from models.engine.train import _epoch_weights_path, _load_swa_weights
     snapshots = []
     for epoch in (1, 2, 3):
         _, trainer = _pair()
@@ -102,7 +103,7 @@ def test_swa_sets_the_mean_of_the_last_epochs_weights(tmp_path):
 
 
 def test_a_bad_schedule_or_swa_length_is_a_clear_config_error():
-    from models.train import TrainConfig
+    from models.engine.train import TrainConfig
     with pytest.raises(InvalidInput, match="schedule"):
         TrainConfig(schedule="linear")
     with pytest.raises(InvalidInput, match="swa_epochs"):
@@ -154,6 +155,6 @@ def test_growth_refuses_what_it_cannot_widen(tmp_path):
     trainer.save_weights(str(tmp_path / "wide.weights.h5"))
     with pytest.raises(InvalidInput, match="needs a saved cellnet.keras"):
         load_initial_weights(net, trainer, tmp_path / "wide.weights.h5", grow=True)
-    from models.train import TrainConfig
+    from models.engine.train import TrainConfig
     with pytest.raises(InvalidInput, match="grow_init: needs init_weights"):
         TrainConfig(grow_init=True)

@@ -14,10 +14,10 @@ import pandas as pd
 def make_tiny_models(root: Path) -> dict[str, Path]:
     from diagnose.model import DiagnoserConfig, MdsDiagnoser
     from featurize.smear import parameter_ids
-    from models.akira.net import build_akira
-    from models.akira.train import AkiraTrainConfig, save_akira
-    from models.artifact import save_cellnet
-    from models.cellnet import CellNetConfig, build_cellnet
+    from models.architecture.akira import build_akira
+    from models.architecture.cellnet import CellNetConfig, build_cellnet
+    from models.engine.akira.train import AkiraTrainConfig, save_akira
+    from models.export.artifact import save_cellnet
     from simulate.cells import simulated_feature_ids
     root = Path(root)
     cfg = CellNetConfig(input_px=32, width=4, middle_width=16, middle_blocks=1, exit_width=32)

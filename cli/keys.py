@@ -1,0 +1,45 @@
+"""``mdsdx keys create|revoke|list``: API keys for laboratory systems (stored hashed)."""
+from __future__ import annotations
+
+import click
+
+from cli.common import service_db
+
+
+@click.group()
+def keys() -> None:
+    """Manage API keys (MDSDX_HOME / MDSDX_DATABASE_URL select the database)."""
+
+
+@keys.command("create")
+@click.argument("name")
+def create(name: str) -> None:
+    """Create a key and print it once."""
+    from service.auth import create_key
+    with service_db()[1] as db:
+        key = create_key(db, name)
+    click.echo(key)
+    click.echo(f"(key {name!r} created; it is not stored and will not be shown again)", err=True)
+
+
+@keys.command("revoke")
+@click.argument("name")
+def revoke(name: str) -> None:
+    """Revoke a key by name."""
+    from service.auth import revoke_key
+    with service_db()[1] as db:
+        revoke_key(db, name)
+    click.echo(f"revoked {name}")
+
+
+@keys.command("list")
+def list_keys() -> None:
+    """Names, prefixes and status of the keys (never the keys themselves)."""
+    from sqlalchemy import select
+
+    from service.db import ApiKey
+    with service_db()[1] as db:
+        for k in db.scalars(select(ApiKey).order_by(ApiKey.name)):
+            status = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
+            used = f"last used {k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never used"
+            click.echo(f"{k.name}\tmdsdx_{k.prefix}_...\t{status}\t{used}")
