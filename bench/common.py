@@ -10,6 +10,53 @@ import numpy as np
 from PIL import Image
 
 
+def cpu_line() -> str:
+    """This machine's CPU model and the vector features that decide which runtime can run."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "unknown")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    features = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{model}; {', '.join(features) or 'no AVX2'}"
+
+
+def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Peak float32 matrix-multiply rate of this machine (GFLOP/s), numpy's BLAS on its default threads:
+    the best of ``repeats`` n x n products."""
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def network_gflop(onnx_path: Path) -> float:
+    """Floating-point operations (GFLOP, a multiply-add counted as 2) of one input through an ONNX
+    network's convolutions and matrix products, from its inferred shapes at batch 1."""
+    import onnx
+    from onnx import shape_inference
+    model = onnx.load(str(onnx_path))
+    dim = model.graph.input[0].type.tensor_type.shape.dim[0]
+    dim.Clear()
+    dim.dim_value = 1
+    model = shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in [*model.graph.value_info, *model.graph.input, *model.graph.output]}
+    shapes.update({t.name: list(t.dims) for t in model.graph.initializer})
+    flop = 0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            weight, out = shapes[node.input[1]], shapes[node.output[0]]
+            flop += 2 * int(np.prod(out)) * int(np.prod(weight[1:]))
+        elif node.op_type in ("MatMul", "Gemm"):
+            a, out = shapes[node.input[0]], shapes[node.output[0]]
+            flop += 2 * int(np.prod(out)) * a[-1]
+    return flop / 1e9
+
+
 @contextmanager
 def timed(label: str, results: dict):
     start = time.perf_counter()

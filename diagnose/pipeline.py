@@ -91,14 +91,15 @@ def render_report(result: "SmearResult", image_src: Callable[[str], str], cell_m
 
 
 class SmearDiagnosisPipeline:
-    """Loads the stage-1 model and the diagnoser once; diagnoses any number of smears."""
+    """Loads the stage-1 model and the diagnoser once; diagnoses any number of smears. ``runtime``: the
+    stage-1 runtime to ask for (``onnx``, ``int8``, ...; default: the first that passes its check here)."""
 
     def __init__(self, cell_model_dir: Path | str | None = None, diagnoser_dir: Path | str | None = None,
-                 batch_size: int = 64, threads: int = 2, limits=None):
+                 batch_size: int = 64, threads: int = 2, limits=None, runtime: str | None = None):
         from core.preprocess import ImageLimits
         from models.engine.infer import CellPredictor
         self.predictor = CellPredictor(cell_model_dir, batch_size=batch_size, threads=threads,
-                                       limits=limits or ImageLimits())
+                                       limits=limits or ImageLimits(), runtime=runtime)
         self.diagnoser = MdsDiagnoser.load(diagnoser_dir)
         self.model_versions = {"cellnet": self.predictor.version, "diagnoser": self.diagnoser.metadata_["version"]}
         self.feature_thresholds = self.predictor.metadata["calibration"].get("feature_thresholds", {})

@@ -33,7 +33,7 @@ def test_shipped_cellnet_contract():
     assert preds.type_probs.shape == (2, 17)
     np.testing.assert_allclose(preds.type_probs.sum(1), 1.0, atol=1e-5)
     assert int(np.isnan(preds.feature_probs).all(axis=0).sum()) == 97 - len(meta["trained_features"])  # untrained: NaN
-    if (meta.get("runtime") or {}).get("int8"):  # the opt-in int8 file loads (checksum checked) and roughly agrees
+    if (meta.get("runtime") or {}).get("int8"):  # the int8 file loads (checksum and agreement checked) and roughly agrees
         int8 = CellPredictor(runtime="int8")
         assert int8.runtime == "int8"
         assert np.abs(int8.predict_files(crops, ["a.jpg", "b.jpg"]).type_probs - preds.type_probs).max() < 0.1

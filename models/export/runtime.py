@@ -128,6 +128,9 @@ class OnnxModel:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3
+        # Idle worker threads sleep instead of spinning: the decoding threads that run beside the network
+        # get the cores back (stage-1 end to end 216.9 against 204.5 cells/s, int8, 2-core AVX2 AMD EPYC).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own types for a bad file
