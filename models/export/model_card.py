@@ -85,9 +85,10 @@ def _runtime_text(meta: dict, keras_file: str) -> str:
         return "Served by " + float_text
     check = record.get("check") or {}
     return ("Served by the first of these runtimes that passes its agreement check when the model is loaded: "
-            f"its calls on the {len(check.get('crops', []))} check crops in `check/` must match the float outputs stored in "
-            "`metadata.json`, so a runtime whose kernels misbehave on a CPU is never used there (the one that serves "
-            "is on `/readyz`)." + _int8_text(record) + _bf16_text(record) + " Then " + float_text)
+            f"on the {len(check.get('crops', []))} check crops in `check/`, its {check.get('statistic', 'error')} must "
+            f"stay within {check.get('tolerance')} of the float outputs stored beside them, so a runtime whose kernels "
+            "misbehave on a CPU is never used there (the one that serves, and every check, is on `/readyz`)."
+            + _int8_text(record) + _bf16_text(record) + " Then " + float_text)
 
 
 def _bf16_text(record: dict) -> str:
@@ -146,7 +147,7 @@ def export_limit_text(eval_dir: Path, version: str) -> str:
     return (" Scored on the same test crops re-encoded as %d x %d px analyser exports " % export_size(m["export_px"])
             + f"(`mdsdx evaluate cells --export-px {m['export_px']}`), the fine classes measure "
             f"{fine_class_text(m)}: their calls at the class boundaries follow how a crop "
-            "was rendered (models/cellnet/TRAINING_HISTORY.md, \"Analyser exports\").")
+            "was rendered (docs/training_history.md, \"Analyser exports\").")
 
 
 def fine_class_caution(model_dir: Path, version: str) -> str | None:
