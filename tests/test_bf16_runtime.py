@@ -76,13 +76,20 @@ def test_bf16_is_recorded_checked_and_close_to_float(tiny_models, tmp_path, monk
 
 
 @needs_bf16
-def test_akira_runs_in_bf16_close_to_float(tiny_models):
+def test_akira_runs_in_bf16_close_to_float(tiny_models, tmp_path):
+    """A folder checked under bf16 (`mdsdx train bf16`) runs in it when asked; one never checked is refused."""
     from models.engine.akira.infer import GranuleScorer, load_akira
-    model, _ = load_akira(tiny_models["akira"], runtime="bf16")
-    scorer = GranuleScorer(model=model, input_px=GranuleScorer(tiny_models["akira"]).input_px)
+    from models.export.quantize import add_bf16
+    with pytest.raises(ModelLoadError, match="no agreement check"):
+        load_akira(tiny_models["akira"], runtime="bf16")
+    folder = tmp_path / "akira"
+    shutil.copytree(tiny_models["akira"], folder)
+    add_bf16(folder, images=sorted(str(p) for p in _crops(tmp_path / "check", n=4).iterdir()))
+    model, _ = load_akira(folder, runtime="bf16")
+    scorer = GranuleScorer(model=model, input_px=GranuleScorer(folder).input_px)
     assert scorer.runtime == "bf16"
     blobs = [jpeg_bytes(seed, px=256) for seed in range(60, 63)]
-    a, b = GranuleScorer(tiny_models["akira"]).score_files(blobs), scorer.score_files(blobs)
+    a, b = GranuleScorer(tiny_models["akira"]).score_files(blobs), scorer.score_files(blobs)  # float: no bf16 record there
     assert np.abs(a.outputs - b.outputs).max() < 0.1  # outputs span 0-3
 
 
