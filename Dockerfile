@@ -15,11 +15,13 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY pyproject.toml README.md LICENSE ./
+COPY core ./core
 COPY models ./models
 COPY featurize ./featurize
 COPY diagnose ./diagnose
 COPY simulate ./simulate
 COPY service ./service
+COPY cli ./cli
 RUN pip install --no-cache-dir .
 
 USER mdsdx
