@@ -132,6 +132,31 @@ def load_pbc(root: Path | str | None = None, config: SplitConfig = SplitConfig()
     return _load_source(root, "pbc", config, attrs)
 
 
+def load_pbc_native(root: Path | str | None = None, config: SplitConfig = SplitConfig()) -> pd.DataFrame:
+    """The PBC crops kept at their native 360 px (``pbc_native/``), one row per crop with the labels,
+    attributes and split of the same cell in :func:`load_pbc` (``same_cell_as`` in its manifest); only
+    ``path`` differs. Raises :class:`DataNotFound` where the folder is absent."""
+    root = Path(root) if root else default_data_root()
+    manifest = root / "pbc_native" / "manifest.csv"
+    if not manifest.is_file():
+        raise DataNotFound(f"{manifest}: the native 360-px crops are not there")
+    native = pd.read_csv(manifest, dtype=str)
+    pbc = load_pbc(root, config).set_index("file")
+    rows = pbc.loc[native["same_cell_as"]].reset_index()
+    rows["path"] = [str(root / f) for f in native["file"]]
+    return rows
+
+
+def consensus_band_segmented(frame: pd.DataFrame) -> pd.Series:
+    """Per crop, ``SNE`` or ``BNE`` where two expert readings of its nucleus agree: PBC's class
+    (segmented or band neutrophil) and WBCAtt's ``nucleus_shape`` (``segmented-*`` reads SNE,
+    ``unsegmented-band`` reads BNE); missing (NaN) where they disagree, and for every other crop."""
+    pbc_call = frame["source_label"].map({"segmented_neutrophil": "SNE", "band_neutrophil": "BNE"})
+    shape = frame["nucleus_shape"].fillna("").astype(str)
+    wbcatt_call = np.where(shape.str.startswith("segmented"), "SNE", np.where(shape == "unsegmented-band", "BNE", None))
+    return pbc_call.where(pbc_call.notna() & (pbc_call == wbcatt_call), None)
+
+
 def load_marrow(root: Path | str | None = None, config: SplitConfig = SplitConfig()) -> pd.DataFrame:
     """The bone-marrow crops (Matek et al. 2021 subset)."""
     root = Path(root) if root else default_data_root()

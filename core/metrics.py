@@ -38,7 +38,7 @@ def macro_sensitivity_ci95(y_true: np.ndarray, y_pred: np.ndarray, labels: list[
     depends only on them; labels with no crop are left out, as the macro mean leaves them out."""
     from scipy.stats import bootstrap
     hits = [(y_pred[y_true == label] == label).astype(float) for label in labels if (y_true == label).any()]
-    if not hits:
+    if not hits or min(len(h) for h in hits) < 2:  # a label with one crop has no spread to resample
         return [float("nan"), float("nan")]
     ci = bootstrap(hits, lambda *h, axis=-1: np.mean([x.mean(axis=axis) for x in h], axis=0), n_resamples=n_resamples,
                    method="percentile", random_state=np.random.default_rng(seed)).confidence_interval

@@ -79,3 +79,51 @@ def test_a_card_row_carries_the_fine_class_interval_when_the_evaluation_has_one(
     rows = export_metric_rows(tmp_path, "v1")
     assert rows["fine classes, macro sensitivity (360 x 363 px exports of the same crops)"] == (
         "83.5 % (95 % bootstrap CI 80.1-86.7 %)", ">= 90 %")
+
+
+def _neutrophil_frame():
+    import pandas as pd
+    # PBC class, WBCAtt nucleus shape: 2 agreeing segmented, 1 agreeing band, 1 disagreeing, 1 myelocyte
+    return pd.DataFrame({
+        "source_label": ["segmented_neutrophil", "segmented_neutrophil", "band_neutrophil", "segmented_neutrophil",
+                         "myelocyte"],
+        "nucleus_shape": ["segmented-bilobed", "segmented-multilobed", "unsegmented-band", "unsegmented-band",
+                          "unsegmented-round"],
+        "cell_types": [("SNE",), ("SNE",), ("BNE",), ("SNE",), ("MY",)],
+        "group": ["neutrophil", "neutrophil", "neutrophil", "neutrophil", "ig"]})
+
+
+def test_band_segmented_consensus_needs_both_expert_readings():
+    from core.datasets import consensus_band_segmented
+    consensus = consensus_band_segmented(_neutrophil_frame())
+    assert consensus.tolist()[:3] == ["SNE", "SNE", "BNE"]
+    assert consensus.isna().tolist() == [False, False, False, True, True]
+
+
+def test_expert_figures_score_consensus_crops_apart_from_all_crops():
+    from models.engine.evaluate import expert_figures
+    frame = _neutrophil_frame()
+    pred = np.array(["SNE", "BNE", "BNE", "BNE", "MY"])  # one consensus crop wrong; the disputed one called band
+    unid = np.array([False, False, False, True, False])
+    f = expert_figures(frame, pred, unid)
+    b = f["band_segmented_consensus"]
+    assert (b["crops"], b["all_crops"]) == (3, 4)
+    assert b["accuracy"] == pytest.approx(2 / 3) and b["all_crops_accuracy"] == pytest.approx(2 / 4)
+    assert b["ci95"][0] < 2 / 3 < b["ci95"][1]
+    assert f["immature_macro_sensitivity"]["value"] == 1.0 and f["immature_macro_sensitivity"]["crops"]["MY"] == 1
+    assert np.isnan(f["immature_macro_sensitivity"]["ci95"]).all()  # one crop: no interval
+    sel = f["selective_group_accuracy"]
+    assert sel["called"] == 4 and sel["unid_rate"] == pytest.approx(0.2)
+
+
+def test_native_crops_are_the_same_cells_as_their_pbc_files(data_root):
+    from core.datasets import load_pbc, load_pbc_native
+    native = load_pbc_native(data_root)
+    assert len(native) == 2446 and set(native["split"]) == {"train", "val", "test"}
+    pbc = load_pbc(data_root).set_index("file")
+    sample = native.sample(20, random_state=0)
+    assert (pbc.loc[sample["file"], "split"].to_numpy() == sample["split"].to_numpy()).all()
+    assert all("pbc_native" in p for p in sample["path"])
+    from PIL import Image
+    with Image.open(sample["path"].iloc[0]) as image:
+        assert image.size[0] == 360

@@ -18,15 +18,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.datasets import attribute_targets, feature_targets, load_all, source_map
-from core.metrics import (binary_scores, expected_calibration_error, macro_sensitivity_ci95, normalised_confusion,
-                            one_vs_rest)
+from core.datasets import (attribute_targets, consensus_band_segmented, feature_targets, load_all, load_pbc_native,
+                           source_map)
+from core.errors import DataNotFound
+from core.metrics import (binary_scores, exact_ci95, expected_calibration_error, macro_sensitivity_ci95,
+                          normalised_confusion, one_vs_rest)
 from core.preprocess import export_size
 from core.taxonomy import load_taxonomy
 from models.export.model_card import fine_class_text
 
 log = logging.getLogger(__name__)
 FINE_CLASSES = ["SNE", "BNE", "MMY", "MY", "PMY"]
+IMMATURE_CLASSES = ["MMY", "MY", "PMY"]
 SIMULATED_ONLY_TYPES = ["VLY", "TAG", "MEK", "SMU"]
 
 
@@ -98,6 +101,66 @@ def _plot_tsne(embedding: np.ndarray, labels: np.ndarray, path: Path, seed: int,
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
+
+
+def expert_figures(frame: pd.DataFrame, pred_type: np.ndarray, unid: np.ndarray, seed: int = 0) -> dict:
+    """The figures that do not hinge on one annotator, for PBC crops ``frame`` (rows of
+    :func:`core.datasets.load_all`) whose top types are ``pred_type`` (n,) and UNID calls ``unid`` (n,):
+
+    - ``band_segmented_consensus``: top-type accuracy on the neutrophils whose PBC class and WBCAtt
+      nucleus shape agree (:func:`core.datasets.consensus_band_segmented`), with its exact 95 % interval
+      and crop count, beside the same on every PBC band or segmented crop against PBC's label;
+    - ``immature_macro_sensitivity``: MMY / MY / PMY, with its bootstrap interval and the crops per class;
+    - ``selective_group_accuracy``: 8-group accuracy on the crops not called UNID, and the UNID rate."""
+    true_type = np.array([t[0] for t in frame["cell_types"]])
+    consensus = consensus_band_segmented(frame).to_numpy()
+    agreed = pd.notna(consensus)
+    neutrophil = np.isin(true_type, ["SNE", "BNE"])
+    hits, n = int((pred_type[agreed] == consensus[agreed]).sum()), int(agreed.sum())
+    all_hits, all_n = int((pred_type[neutrophil] == true_type[neutrophil]).sum()), int(neutrophil.sum())
+    immature = one_vs_rest(true_type, pred_type, IMMATURE_CLASSES)
+    groups = {a: g for g, abbrs in source_map()["classic_groups"].items() for a in abbrs}
+    called = ~unid
+    pred_group = np.array([groups.get(t) for t in pred_type], dtype=object)
+    return {
+        "band_segmented_consensus": {"accuracy": hits / n if n else float("nan"), "ci95": exact_ci95(hits, n), "crops": n,
+                                     "all_crops_accuracy": all_hits / all_n if all_n else float("nan"),
+                                     "all_crops_ci95": exact_ci95(all_hits, all_n), "all_crops": all_n},
+        "immature_macro_sensitivity": {"value": float(np.nanmean([r["sensitivity"] for r in immature])),
+                                       "ci95": macro_sensitivity_ci95(true_type, pred_type, IMMATURE_CLASSES, seed),
+                                       "crops": {r["label"]: r["n"] for r in immature}},
+        "selective_group_accuracy": {"value": float((pred_group[called] == frame["group"].to_numpy()[called]).mean())
+                                     if called.any() else float("nan"),
+                                     "called": int(called.sum()), "unid_rate": float(unid.mean()) if len(unid) else float("nan")},
+    }
+
+
+def native_figures(predictor, data_root: Path | None, split: str, seed: int = 0) -> dict | None:
+    """The figures of the real PBC crops kept at their native 360 px (``pbc_native``, five neutrophil
+    and immature-granulocyte classes) of ``split``, or None where that folder is absent: 8-group
+    accuracy, fine-class macro sensitivity with its interval, WBCAtt mean accuracy and
+    :func:`expert_figures`."""
+    try:
+        native = load_pbc_native(data_root)
+    except DataNotFound:
+        return None
+    native = native[native["split"] == split].reset_index(drop=True)
+    if native.empty:
+        return None
+    log.info("predicting %d native 360-px %s crops", len(native), split)
+    rp = predictor.predict_files(native["path"].tolist())
+    pred_type = np.array(load_taxonomy().type_abbrs)[rp.type_probs.argmax(1)]
+    true_type = np.array([t[0] for t in native["cell_types"]])
+    groups = {a: g for g, abbrs in source_map()["classic_groups"].items() for a in abbrs}
+    pred_group = np.array([groups.get(t) for t in pred_type], dtype=object)
+    has_attr = (attribute_targets(native) >= 0).any(1)
+    attr_acc = attribute_accuracy(rp.attribute_logits[has_attr], attribute_targets(native[has_attr]))
+    fine = one_vs_rest(true_type, pred_type, FINE_CLASSES)
+    return {"crops": int(len(native)), "classic_group_accuracy": float((pred_group == native["group"].to_numpy()).mean()),
+            "fine_class_macro_sensitivity": float(np.nanmean([r["sensitivity"] for r in fine])),
+            "fine_class_macro_sensitivity_ci95": macro_sensitivity_ci95(true_type, pred_type, FINE_CLASSES, seed),
+            "wbcatt_mean_accuracy": float(np.mean(list(attr_acc.values()))),
+            **expert_figures(native, pred_type, rp.cell_type == "UNID", seed)}
 
 
 def _predict(predictor, paths: list[str], export_px: int | None):
@@ -190,8 +253,10 @@ def evaluate_cells(out: Path, model_dir: Path | None = None, data_root: Path | N
     _plot_tsne(emb[keep], all_true[keep], out / "tsne.png", seed,
                "t-SNE of the embedding, held-out cells (real; VLY/TAG/MEK/SMU simulated)")
 
+    pbc_single = is_pbc & single
+    experts = expert_figures(real[pbc_single], pred_type[pbc_single], rp.cell_type[pbc_single] == "UNID", seed)
     metrics = {
-        "model_version": predictor.version, "split": split, "export_px": export_px,
+        "model_version": predictor.version, "runtime": predictor.runtime, "split": split, "export_px": export_px,
         "n_real_test": int(len(real)), "n_simulated_test": int(len(sim_true)),
         "classic_group_accuracy_pbc": group_acc,
         "fine_class_macro_sensitivity_pbc": fine_macro, "fine_class_macro_sensitivity_ci95": fine_ci,
@@ -201,10 +266,37 @@ def evaluate_cells(out: Path, model_dir: Path | None = None, data_root: Path | N
         "type_accuracy_real_single_label": float((pred_type[single] == true_type[single]).mean()),
         "simulated_feature_macro_auc": float(np.nanmean([r["auc"] for r in sim_feature_rows])) if sim_feature_rows else None,
         "real_feature_macro_auc": float(np.nanmean([r["auc"] for r in real_feature_rows])) if real_feature_rows else None,
+        **experts,
+        "native_360": native_figures(predictor, data_root, split, seed),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _write_report(out, metrics, table2, real_feature_rows, sim_feature_rows)
     return metrics
+
+
+def _expert_lines(m: dict) -> list[str]:
+    """The report's table of :func:`expert_figures`, for the split's crops as scored and, where the
+    folder exists, for the native 360-px crops of the same cells."""
+    pct = lambda x: "n/a" if x is None or x != x else f"{100 * x:.1f}"
+    ci = lambda c: f"{pct(c[0])}-{pct(c[1])} %"
+    sets = [("as scored above", m)] + ([("native 360 px (pbc_native)", m["native_360"])] if m.get("native_360") else [])
+    lines = ["## Figures that do not hinge on one annotator (real crops)", "",
+             "Band / segmented on consensus crops: the top type against the neutrophils whose PBC class and WBCAtt "
+             "nucleus shape agree; beside it, every PBC band or segmented crop against PBC's label.", "",
+             "| crops | band / segmented, consensus | all band / segmented | MMY / MY / PMY macro sensitivity | "
+             "8 groups on cells called (UNID rate) |", "|---|---|---|---|---|"]
+    for name, f in sets:
+        b, im, sel = f["band_segmented_consensus"], f["immature_macro_sensitivity"], f["selective_group_accuracy"]
+        lines.append(f"| {name} | {pct(b['accuracy'])} % ({ci(b['ci95'])}; {b['crops']} crops) | "
+                     f"{pct(b['all_crops_accuracy'])} % ({ci(b['all_crops_ci95'])}; {b['all_crops']}) | "
+                     f"{pct(im['value'])} % ({ci(im['ci95'])}; " + ", ".join(f"{k} {v}" for k, v in im["crops"].items())
+                     + f") | {pct(sel['value'])} % of {sel['called']} ({pct(sel['unid_rate'])} % UNID) |")
+    if m.get("native_360"):
+        n = m["native_360"]
+        lines += ["", f"Native 360-px crops ({n['crops']}): 8 groups {pct(n['classic_group_accuracy'])} %, fine classes "
+                  f"{pct(n['fine_class_macro_sensitivity'])} % ({ci(n['fine_class_macro_sensitivity_ci95'])}), "
+                  f"WBCAtt {pct(n['wbcatt_mean_accuracy'])} %."]
+    return lines + [""]
 
 
 def _write_report(out: Path, m: dict, table2: pd.DataFrame, real_rows: list, sim_rows: list) -> None:
@@ -219,8 +311,9 @@ def _write_report(out: Path, m: dict, table2: pd.DataFrame, real_rows: list, sim
              f"| fine classes SNE/BNE/MMY/MY/PMY, macro sensitivity (real) | {fine_class_text(m)} | >= 90 % |",
              f"| WBCAtt attributes, mean accuracy (real) | {pct(m['wbcatt_mean_accuracy'])} % | >= 93 % |",
              f"| expected calibration error, types (real) | {pct(m['expected_calibration_error'])} % | <= 3 % |",
-             f"| UNID rate (real) | {pct(m['unid_rate_real_test'])} % | |", "",
-             "## Table 2 layout: cell types (one vs rest)", "",
+             f"| UNID rate (real) | {pct(m['unid_rate_real_test'])} % | |", ""]
+    lines += _expert_lines(m)
+    lines += ["## Table 2 layout: cell types (one vs rest)", "",
              "Real crops and SIMULATED cells are scored apart; the simulated SNE and BNE are dysplastic renders "
              "(degranulated, toxic granulation...) of real neutrophils. Simulated neutrophils whose nucleus a transform "
              "rewrote (pseudo-Pelger, round nucleus, hypersegmentation) are only known to be SNE or BNE and are left "
