@@ -20,14 +20,15 @@ from core.errors import MdsdxError
 
 
 class MdsdxGroup(click.Group):
-    """A click group that turns domain errors into one plain line and exit code 2."""
+    """A click group that turns domain errors into one plain line: exit code 1 when some inputs of a
+    batch failed (:class:`~core.errors.SomeInputsFailed`, whose output says which), 2 otherwise."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except MdsdxError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(getattr(exc, "exit_code", 2))
 
 
 @click.group(cls=MdsdxGroup)

@@ -48,13 +48,12 @@ def classify(paths, out: Path, model_dir, batch_size: int) -> None:
         preds = predictor.predict_files([str(f) for f in files], skip_invalid=True, progress=bar.update)
     for _, msg in preds.failed:
         click.echo(f"skipped: {msg}", err=True)
-    bad = {i for i, _ in preds.failed}
-    ok = [str(f) for i, f in enumerate(files) if i not in bad]
-    if not ok:
-        from core.errors import InvalidInput
-        raise InvalidInput("none of the images could be decoded")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".part")
-    predictions_frame(ok, preds).to_csv(tmp, index=False)
+    predictions_frame([str(f) for f in files], preds).to_csv(tmp, index=False)
     tmp.replace(out)
-    click.echo(f"wrote {len(ok)} cells to {out}" + (f" ({len(bad)} skipped)" if bad else ""))
+    summary = f"wrote {len(files)} rows to {out}: {len(preds)} cells classified, {len(preds.failed)} skipped"
+    if preds.failed:
+        from core.errors import SomeInputsFailed
+        raise SomeInputsFailed(summary + " (see the status and message columns)")
+    click.echo(summary)

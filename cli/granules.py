@@ -92,11 +92,16 @@ def cv(labels_dir: Path, out: Path, config_file, paper: bool, epochs, workers: i
 @out_file_option()
 @model_option()
 def score(paths, out: Path, model_dir) -> None:
-    """Score cell images (files or folders): path,dg_score,dg_grade,category."""
+    """Score cell images (files or folders): path,category,dg_score,dg_grade,status,message.
+
+    ``status`` is ``scored`` for a granulocytic cell, ``gated`` for another category (its DG columns
+    are empty: the grade does not apply), ``skipped`` for a file that could not be read (the message
+    says why). Exits 1 when any file was skipped."""
     import pandas as pd
     from tqdm import tqdm
 
     from cli.cells import find_images
+    from core.errors import SomeInputsFailed
     from models.engine.akira.infer import GranuleScorer
     files = find_images(paths)
     scorer = GranuleScorer(model_dir)
@@ -104,13 +109,26 @@ def score(paths, out: Path, model_dir) -> None:
         s = scorer.score_files([str(f) for f in files], skip_invalid=True, progress=bar.update)
     for _, message in s.failed:
         click.echo(f"skipped: {message}", err=True)
-    skipped = {i for i, _ in s.failed}
-    kept = [f for i, f in enumerate(files) if i not in skipped]
-    rows = [{"path": str(f), "dg_score": round(float(v), 4), "dg_grade": int(g), "category": c}
-            for f, v, g, c in zip(kept, s.dg_score, s.dg_grade, s.category)]
+    failed = dict(s.failed)
+    scored = iter(zip(s.dg_score, s.dg_grade, s.category))
+    rows = []
+    for i, f in enumerate(files):
+        if i in failed:
+            rows.append({"path": str(f), "status": "skipped", "message": failed[i]})
+            continue
+        value, grade, category = next(scored)
+        applies = category == "granulocytic"
+        rows.append({"path": str(f), "category": category, "dg_score": round(float(value), 4) if applies else None,
+                     "dg_grade": int(grade) if applies else None, "status": "scored" if applies else "gated",
+                     "message": "" if applies else f"{category} cell: decreased granules are graded on granulocytes only"})
     out.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=["path", "dg_score", "dg_grade", "category"]).to_csv(out, index=False)
-    click.echo(f"wrote {len(rows)} cells to {out}")
+    columns = ["path", "category", "dg_score", "dg_grade", "status", "message"]
+    pd.DataFrame(rows, columns=columns).astype({"dg_grade": "Int64"}).to_csv(out, index=False)
+    summary = (f"wrote {len(rows)} rows to {out}: {sum(r['status'] == 'scored' for r in rows)} scored, "
+               f"{sum(r['status'] == 'gated' for r in rows)} gated, {len(failed)} skipped")
+    if failed:
+        raise SomeInputsFailed(summary + " (see the status and message columns)")
+    click.echo(summary)
 
 
 @granules.command("review")

@@ -23,3 +23,9 @@ class DataNotFound(MdsdxError):
 
 class ModelLoadError(MdsdxError):
     """A model artifact is missing, unreadable or does not match its metadata."""
+
+
+class SomeInputsFailed(MdsdxError):
+    """A batch command wrote what it could, and its output lists the inputs it skipped and why; the
+    command line exits 1 (bad usage exits 2)."""
+    exit_code = 1

@@ -174,13 +174,16 @@ def test_tiny_end_to_end(tmp_path):
                             "--model", str(tmp_path / "model")])
     assert r.exit_code == 0, r.output
     scores = pd.read_csv(tmp_path / "scores.csv")
-    assert list(scores.columns) == ["path", "dg_score", "dg_grade", "category"] and len(scores) == 36
-    assert scores["dg_grade"].between(0, 3).all()
+    assert list(scores.columns) == ["path", "category", "dg_score", "dg_grade", "status", "message"] and len(scores) == 36
+    scored = scores["status"] == "scored"
+    assert (scored == (scores["category"] == "granulocytic")).all()
+    assert scores.loc[scored, "dg_grade"].between(0, 3).all()
+    assert scores.loc[~scored, ["dg_score", "dg_grade"]].isna().all().all()  # gated: the grade does not apply
     from models.engine.akira.infer import GranuleScorer
     scorer = GranuleScorer(tmp_path / "model")
     assert scorer.rotation_interpolation == "bicubic"  # inference rotates as the model's training did
     one_by_one = scorer.score_files([p for p in scores["path"][:3]])
-    np.testing.assert_allclose(scores["dg_score"][:3], one_by_one.dg_score, atol=1e-4)  # the pipelined scoring
+    np.testing.assert_allclose(scores["dg_score"][:3].fillna(0.0), one_by_one.dg_score, atol=1e-4)  # the pipelined scoring
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     for name in ("img_000.jpg", "img_001.jpg"):
@@ -188,9 +191,18 @@ def test_tiny_end_to_end(tmp_path):
     (mixed / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     r = runner.invoke(cli, ["granules", "score", str(mixed), "--out", str(tmp_path / "mixed.csv"),
                             "--model", str(tmp_path / "model")])
-    assert r.exit_code == 0, r.output
-    assert "skipped: broken.jpg" in r.output
-    assert sorted(pd.read_csv(tmp_path / "mixed.csv")["path"].map(lambda p: Path(p).name)) == ["img_000.jpg", "img_001.jpg"]
+    assert r.exit_code == 1, r.output
+    assert "skipped: broken.jpg" in r.output and "1 skipped" in r.output
+    mixed_scores = pd.read_csv(tmp_path / "mixed.csv")
+    assert sorted(mixed_scores["path"].map(lambda p: Path(p).name)) == ["broken.jpg", "img_000.jpg", "img_001.jpg"]
+    assert mixed_scores.set_index(mixed_scores["path"].map(lambda p: Path(p).name)).loc["broken.jpg", "status"] == "skipped"
+    not_images = tmp_path / "not_images"
+    not_images.mkdir()
+    (not_images / "notes.jpg").write_text("these are notes")
+    r = runner.invoke(cli, ["granules", "score", str(not_images), "--out", str(tmp_path / "none.csv"),
+                            "--model", str(tmp_path / "model")])
+    assert r.exit_code == 1 and "0 scored, 0 gated, 1 skipped" in r.output
+    assert pd.read_csv(tmp_path / "none.csv")["status"].tolist() == ["skipped"]
 
     r = runner.invoke(cli, ["granules", "review", "--cv", str(tmp_path / "cv"), "--labels", str(labels_dir),
                             "--out", str(tmp_path / "review")])
