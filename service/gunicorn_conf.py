@@ -7,6 +7,8 @@
   threads let uploads overlap with inference.
 - Environment: ``MDSDX_BIND`` (127.0.0.1:8000), ``MDSDX_WORKERS`` (1), ``MDSDX_THREADS`` (4),
   ``MDSDX_TIMEOUT`` seconds (300).
+- gunicorn's control socket lives in the data directory (``$MDSDX_HOME/gunicorn.ctl``), not in the
+  user's home.
 """
 import os
 
@@ -23,6 +25,7 @@ errorlog = "-"
 # the query string is left out of the access log: a pseudonym must never reach a log
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
 limit_request_line = 8190
+control_socket = os.path.join(os.path.abspath(os.environ.get("MDSDX_HOME", "mdsdx-home")), "gunicorn.ctl")
 
 
 def post_fork(server, worker):
