@@ -6,7 +6,6 @@ from pathlib import Path
 import click
 
 from cli.common import cell_model_option, out_file_option
-from core.preprocess import IMAGE_SUFFIXES
 
 
 @click.command()
@@ -15,57 +14,59 @@ from core.preprocess import IMAGE_SUFFIXES
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path), help="Write one HTML report per smear and the cohort heatmap here.")
 @cell_model_option()
 @click.option("--diagnoser", type=click.Path(file_okay=False, exists=True), help="Diagnoser folder (default: shipped).")
-def diagnose(smear_dirs, out: Path, report_dir: Path | None, cell_model, diagnoser) -> None:
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process; ray: Ray workers, each loading the models once (pip install -e \".[ray]\").")
+@click.option("--address", default=None, help="With --engine ray: an existing Ray cluster (ray://HOST:10001); "
+                                             "none starts a local one.")
+@click.option("--workers", type=click.IntRange(1, 1024), default=2, show_default=True,
+              help="With --engine ray: how many workers (each uses --threads cores).")
+@click.option("--threads", type=click.IntRange(1, 64), default=None,
+              help="Cores per process (default: 2 locally, 1 per Ray worker).")
+def diagnose(smear_dirs, out: Path, report_dir: Path | None, cell_model, diagnoser, engine: str, address: str | None,
+             workers: int, threads: int | None) -> None:
     """Diagnose each SMEAR_DIR (one folder of cell images = one smear) as MDS or AA.
 
     Writes smear_id,status,p_mds,call,n_cells,skipped_cells,top_features,message: status ``ok`` or
     ``failed``, and the message says why a smear failed or which of its cells were skipped. Exits 1
-    when any smear failed.
+    when any smear failed. The same folders give the same rows with either engine.
     """
     import numpy as np
     import pandas as pd
     from tqdm import tqdm
 
-    from core.errors import InvalidInput, MdsdxError, SomeInputsFailed
-    from diagnose.pipeline import SmearDiagnosisPipeline
+    from core.errors import SomeInputsFailed
+    from diagnose.pipeline import render_report
     from diagnose.report import cohort_heatmap_png, file_data_uri
-    pipeline = SmearDiagnosisPipeline(cell_model, diagnoser)
-    rows, results, failures = [], [], 0
-    if report_dir:
-        report_dir.mkdir(parents=True, exist_ok=True)
-    for smear_dir in tqdm(smear_dirs, desc="smears", unit="smear", disable=None):
-        try:
-            if not smear_dir.is_dir():
-                raise InvalidInput(f"{smear_dir}: no such folder")
-            files = sorted(p for p in smear_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            result = pipeline.diagnose_images([str(f) for f in files], [f.name for f in files], smear_dir.name,
-                                              skip_invalid=True)
-        except MdsdxError as exc:
-            failures += 1
-            click.echo(f"failed: {smear_dir.name}: {exc}", err=True)
-            rows.append({"smear_id": smear_dir.name, "status": "failed", "message": str(exc)})
-            continue
-        rows.append({"smear_id": result.smear_id, "status": "ok", "p_mds": result.p_mds, "call": result.call,
-                     "n_cells": result.n_cells, "skipped_cells": len(files) - result.n_cells,
-                     "top_features": "; ".join(f"{t['name']} ({t['shap']:+.3f})" for t in result.top_features),
-                     "message": "; ".join(result.warnings)})
-        for w in result.warnings:
-            click.echo(f"warning: {result.smear_id}: {w}", err=True)
-        if report_dir:
-            by_name = {f.name: f for f in files}
-            html = pipeline.render_report(result, lambda name: file_data_uri(by_name[name]))
-            (report_dir / f"{result.smear_id}.html").write_text(html, encoding="utf-8")
-            results.append(result)
+    from diagnose.rescore import CSV_COLUMNS, PipelineSpec, rescore_local, rescore_ray, smear_files
+    spec = PipelineSpec(cell_model, diagnoser, threads=threads or (1 if engine == "ray" else 2))
+    keep = report_dir is not None
+    with tqdm(total=len(smear_dirs), desc="smears", unit="smear", disable=None) as bar:
+        if engine == "ray":
+            rescored = rescore_ray(list(smear_dirs), spec, workers, address, keep, bar.update)
+        else:
+            rescored = rescore_local(list(smear_dirs), spec, keep, bar.update)
+    rows = [r.row for r in rescored]
+    for r in rows:
+        if r["status"] == "failed":
+            click.echo(f"failed: {r['smear_id']}: {r['message']}", err=True)
+        elif r["message"]:
+            click.echo(f"warning: {r['smear_id']}: {r['message']}", err=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".part")
-    columns = ["smear_id", "status", "p_mds", "call", "n_cells", "skipped_cells", "top_features", "message"]
-    pd.DataFrame(rows, columns=columns).astype({"n_cells": "Int64", "skipped_cells": "Int64"}).to_csv(tmp, index=False)
+    pd.DataFrame(rows, columns=CSV_COLUMNS).astype({"n_cells": "Int64", "skipped_cells": "Int64"}).to_csv(tmp, index=False)
     tmp.replace(out)
+    results = [(smear_dir, r.result) for smear_dir, r in zip(smear_dirs, rescored) if r.result is not None]
     if report_dir and results:
-        ids = pipeline.diagnoser.feature_names_
-        matrix = np.array([[r.shap[k] for k in ids] for r in results])
-        cohort_heatmap_png([r.smear_id for r in results], matrix, [r.call for r in results],
+        report_dir.mkdir(parents=True, exist_ok=True)
+        for smear_dir, result in results:
+            by_name = {f.name: f for f in smear_files(smear_dir)}
+            html = render_report(result, lambda name: file_data_uri(by_name[name]), cell_model)
+            (report_dir / f"{result.smear_id}.html").write_text(html, encoding="utf-8")
+        ids = list(results[0][1].shap)
+        matrix = np.array([[r.shap[k] for k in ids] for _, r in results])
+        cohort_heatmap_png([r.smear_id for _, r in results], matrix, [r.call for _, r in results],
                            path=report_dir / "cohort_heatmap.png")
+    failures = sum(r["status"] == "failed" for r in rows)
     summary = f"wrote {len(rows)} smears to {out}: {len(rows) - failures} diagnosed, {failures} failed"
     if failures:
         raise SomeInputsFailed(summary + " (see the status and message columns)")
