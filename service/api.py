@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from core.errors import InvalidImage, InvalidInput, ModelLoadError
-from service.auth import require_key
 from service.db import GranuleBatch, Smear
 from service.smears import delete_smear, smear_json, submit_smear
 from service.uploads import UploadError, read_smear_upload
@@ -104,8 +103,6 @@ def _pipeline():
 
 @blp.route("/smears")
 class Smears(MethodView):
-    decorators = [require_key]
-
     @blp.arguments(PageArgs, location="query")
     @blp.response(200)
     def get(self, args):
@@ -169,8 +166,6 @@ def _get_smear(smear_id: str) -> Smear | None:
 
 @blp.route("/smears/<smear_id>")
 class SmearItem(MethodView):
-    decorators = [require_key]
-
     @blp.response(200, SmearOut)
     @blp.alt_response(404, description="unknown smear id")
     def get(self, smear_id):
@@ -197,8 +192,6 @@ class SmearItem(MethodView):
 
 @blp.route("/smears/<smear_id>/fhir")
 class SmearFhir(MethodView):
-    decorators = [require_key]
-
     @blp.response(200)
     @blp.alt_response(404, description="unknown smear id")
     def get(self, smear_id):
@@ -214,8 +207,6 @@ class SmearFhir(MethodView):
 
 @blp.route("/smears/<smear_id>/report")
 class SmearReport(MethodView):
-    decorators = [require_key]
-
     @blp.response(200, content_type="text/html")
     @blp.alt_response(404, description="unknown smear id")
     def get(self, smear_id):
@@ -229,8 +220,6 @@ class SmearReport(MethodView):
 
 @blp.route("/granules")
 class Granules(MethodView):
-    decorators = [require_key]
-
     @blp.arguments(SmearFiles, location="files")
     @blp.response(200)
     @blp.alt_response(503, description="no AKIRA model loaded")

@@ -59,7 +59,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     Path(cfg.home).mkdir(parents=True, exist_ok=True)
     app.config.update(
         MDSDX=cfg, SECRET_KEY=_secret_key(Path(cfg.home)), MAX_CONTENT_LENGTH=cfg.max_upload_bytes,
-        SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
         API_TITLE="mdsdx", API_VERSION="v1", OPENAPI_VERSION="3.0.3", OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={"info": {"description": "MDS screening from peripheral-blood cell images. Research use only; "
@@ -104,7 +103,11 @@ def create_app(test_config: dict | None = None) -> Flask:
             response.headers["X-Mdsdx-Dev-Mode"] = "authentication-off"
         return response
 
-    from service import api, health, pages
+    from service import api, auth, health, pages
+    auth.init_app(app)
+    if cfg.forwarded_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.forwarded_proxies, x_proto=cfg.forwarded_proxies)
     smorest = Api(app)
     smorest.register_blueprint(api.blp)
     app.register_blueprint(pages.bp)

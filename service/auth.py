@@ -1,23 +1,39 @@
-"""API keys for laboratory systems and the browser login for clinicians.
+"""API keys for laboratory systems, browser sessions for clinicians, and the one place where every
+request is authenticated.
 
 A key is ``mdsdx_<prefix>_<secret>``, printed once at creation. Only its SHA-256 is stored: the
 secret is 32 random bytes, so a fast hash is as safe as a slow one and keeps each request cheap.
-Requests send ``Authorization: Bearer <key>``; browsers sign in with a key once and get a signed
-session cookie. ``--dev`` (``MDSDX_DEV=1``) turns all of this off and the service says so loudly.
+Requests send ``Authorization: Bearer <key>``. Browsers sign in with a key once and get a session:
+the (signed, ``HttpOnly``, ``SameSite=Lax``, and over HTTPS ``Secure``) cookie holds a random token,
+the database its hash (:class:`~service.db.BrowserSession`). Every request checks that the session
+has not ended (sign-out), has not been idle longer than ``MDSDX_SESSION_IDLE_SECONDS`` and that its
+key is still active, so revoking a key signs its browsers out at once. Forms that a session posts
+carry a CSRF token (Flask-WTF); Bearer requests need none, since a browser never adds that header to
+a cross-site request. ``--dev`` (``MDSDX_DEV=1``) turns authentication off and the service says so loudly.
 """
 from __future__ import annotations
 
 import hmac
 import secrets
-from functools import wraps
+from datetime import timedelta
 
 from flask import current_app, g, jsonify, redirect, request, session, url_for
-from sqlalchemy import select
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import delete, select, update
 
-from service.db import ApiKey, utcnow
+from service.db import ApiKey, BrowserSession, as_utc, utcnow
 from service.storage import sha256
 
 KEY_PREFIX = "mdsdx"
+# last_seen_at / last_used_at are written at most once a minute: a write on every page view and
+# every gallery image would contend for SQLite's single write lock.
+TOUCH_SECONDS = 60
+# Endpoints open without a key: health probes, the sign-in pages and the API description.
+PUBLIC_ENDPOINTS = frozenset({"health.healthz", "health.readyz", "health.metrics", "pages.login", "pages.logout",
+                              "pages.docs", "pages.docs_static", "api-docs.openapi_json", "static"})
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+csrf = CSRFProtect()
 
 
 def new_key() -> tuple[str, str, str]:
@@ -45,12 +61,20 @@ def create_key(db, name: str) -> str:
 
 
 def revoke_key(db, name: str) -> None:
+    """Revoke the key ``name`` and end its browser sessions."""
     from core.errors import InvalidInput
     row = db.scalar(select(ApiKey).where(ApiKey.name == name))
     if row is None or row.revoked_at is not None:
         raise InvalidInput(f"no active key named {name!r}")
-    row.revoked_at = utcnow()
+    now = utcnow()
+    row.revoked_at = now
+    db.execute(update(BrowserSession).where(BrowserSession.api_key_id == row.id, BrowserSession.ended_at.is_(None))
+               .values(ended_at=now))
     db.commit()
+
+
+def _touch_due(last, now) -> bool:
+    return last is None or (now - as_utc(last)).total_seconds() >= TOUCH_SECONDS
 
 
 def verify_key(db, key: str) -> ApiKey | None:
@@ -60,10 +84,51 @@ def verify_key(db, key: str) -> ApiKey | None:
     digest = sha256(key.encode())
     for row in db.scalars(select(ApiKey).where(ApiKey.prefix == parts[1], ApiKey.revoked_at.is_(None))):
         if hmac.compare_digest(row.key_hash, digest):
-            row.last_used_at = utcnow()
-            db.commit()
+            now = utcnow()
+            if _touch_due(row.last_used_at, now):
+                row.last_used_at = now
+                db.commit()
             return row
     return None
+
+
+def start_session(db, key: ApiKey, idle_seconds: int) -> str:
+    """A new browser session for ``key``; returns the token for the cookie. Sessions that ended or
+    idled out are deleted on the way."""
+    now = utcnow()
+    db.execute(delete(BrowserSession).where(BrowserSession.ended_at.is_not(None)
+                                            | (BrowserSession.last_seen_at < now - timedelta(seconds=idle_seconds))))
+    token = secrets.token_urlsafe(32)
+    db.add(BrowserSession(id=sha256(token.encode()), api_key_id=key.id, created_at=now, last_seen_at=now))
+    db.commit()
+    return token
+
+
+def end_session(db, token: str) -> None:
+    row = db.get(BrowserSession, sha256(token.encode()))
+    if row is not None and row.ended_at is None:
+        row.ended_at = utcnow()
+        db.commit()
+
+
+def session_key(db, token: str, idle_seconds: int) -> ApiKey | None:
+    """The active key of the session with ``token``, or None when the session is unknown, ended,
+    idle for longer than ``idle_seconds`` or its key was revoked."""
+    row = db.get(BrowserSession, sha256(token.encode()))
+    if row is None or row.ended_at is not None:
+        return None
+    now = utcnow()
+    if (now - as_utc(row.last_seen_at)).total_seconds() > idle_seconds:
+        row.ended_at = now
+        db.commit()
+        return None
+    key = db.get(ApiKey, row.api_key_id)
+    if key is None or key.revoked_at is not None:
+        return None
+    if _touch_due(row.last_seen_at, now):
+        row.last_seen_at = now
+        db.commit()
+    return key
 
 
 def _bearer() -> str | None:
@@ -71,31 +136,69 @@ def _bearer() -> str | None:
     return header[7:].strip() if header.lower().startswith("bearer ") else None
 
 
-def require_key(view):
-    """API views: a valid Bearer key, else 401 JSON."""
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        g.api_key_id = None
-        if current_app.config["MDSDX"].dev:
-            return view(*args, **kwargs)
-        key = _bearer()
-        row = verify_key(g.db, key) if key else None
+def _is_api() -> bool:
+    return request.blueprint == "api"
+
+
+def _unauthenticated():
+    if _is_api():
+        return jsonify(code=401, status="Unauthorized",
+                       message="send a valid API key as 'Authorization: Bearer <key>' "
+                               "(create one with `mdsdx keys create NAME`)"), 401
+    return redirect(url_for("pages.login", next=request.full_path))
+
+
+def authenticate():
+    """``before_request``: who is asking. Sets ``g.api_key`` (None in dev mode and on public
+    endpoints) and ``g.api_key_id``; checks the CSRF token of a form a browser posts."""
+    g.api_key, g.api_key_id, g.via_session = None, None, False
+    if request.endpoint is None:  # 404 / 405: nothing to protect
+        return None
+    bearer = _bearer()
+    if request.method in UNSAFE_METHODS and not _is_api() and bearer is None:
+        csrf.protect()
+    cfg = current_app.config["MDSDX"]
+    if request.endpoint in PUBLIC_ENDPOINTS or cfg.dev:
+        return None
+    if bearer is not None:
+        row = verify_key(g.db, bearer)
+    elif not _is_api() and session.get("sid"):  # the API takes Bearer keys only: no cookie, no CSRF
+        row = session_key(g.db, session["sid"], cfg.session_idle_seconds)
         if row is None:
-            return jsonify(code=401, status="Unauthorized",
-                           message="send a valid API key as 'Authorization: Bearer <key>' (create one with `mdsdx keys create NAME`)"), 401
-        g.api_key_id = row.id
-        return view(*args, **kwargs)
-    return wrapper
+            session.clear()
+        g.via_session = row is not None
+    else:
+        row = None
+    if row is None:
+        return _unauthenticated()
+    g.api_key, g.api_key_id = row, row.id
+    return None
 
 
-def require_login(view):
-    """Pages: a signed-in session or a Bearer key, else the sign-in page."""
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        if current_app.config["MDSDX"].dev or session.get("key_id"):
-            return view(*args, **kwargs)
-        key = _bearer()
-        if key and verify_key(g.db, key):
-            return view(*args, **kwargs)
-        return redirect(url_for("pages.login", next=request.full_path))
-    return wrapper
+def init_app(app) -> None:
+    """Session cookie settings, CSRF and the authentication hook."""
+    from flask.sessions import SecureCookieSessionInterface
+    from flask_wtf.csrf import CSRFError
+
+    class SessionInterface(SecureCookieSessionInterface):
+        def get_cookie_secure(self, app) -> bool:  # Secure whenever this request came over HTTPS
+            return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+    cfg = app.config["MDSDX"]
+    app.session_interface = SessionInterface()
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=cfg.session_idle_seconds),
+        WTF_CSRF_CHECK_DEFAULT=False,  # checked in authenticate(), where Bearer requests are told apart
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session, which idles out
+    )
+    csrf.init_app(app)
+    app.before_request(authenticate)
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(exc):
+        from flask import render_template
+        message = f"{exc.description} Reload the page and send the form again."
+        if request.endpoint == "pages.login":
+            return render_template("login.html", next=url_for("pages.index"), error=message), 400
+        return render_template("error.html", title="Form expired", message=message), 400

@@ -1,7 +1,10 @@
-"""Storage schema (SQLAlchemy 2): API keys, smears, their cells, and granule scorings.
+"""Storage schema (SQLAlchemy 2): API keys, browser sessions, smears, their cells, and granule scorings.
 
 The schema is versioned: ``schema_version`` holds the number of the last migration applied, and
-:func:`migrate` applies the missing ones in order inside one transaction. SQLite by default,
+:func:`migrate` applies the missing ones in order inside one transaction. Version 1 creates every
+missing table with the columns of this module; each later migration creates the tables and adds the
+columns that a database made by an older mdsdx lacks, so it is a no-op on a fresh database and
+``mdsdx serve`` (or any ``mdsdx keys``/``smears`` command) upgrades an existing one in place. SQLite by default,
 PostgreSQL through ``MDSDX_DATABASE_URL``. Every stored prediction carries the versions of the
 models that made it (the audit trail).
 """
@@ -42,6 +45,17 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class BrowserSession(Base):
+    """A browser signed in with a key. The cookie holds a random token; only its SHA-256 is stored,
+    so every request can check that the session has not ended, idled out or lost its key."""
+    __tablename__ = "browser_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the cookie's token
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Smear(Base):
@@ -88,12 +102,29 @@ class GranuleBatch(Base):
     result: Mapped[dict] = mapped_column(JSON)
 
 
-# Migrations, applied in order. Version 1 creates the tables above.
+def _add_missing_columns(conn, table) -> None:
+    """ALTER TABLE ... ADD COLUMN for each column of ``table`` the database lacks (each must be
+    nullable or have a server default, so rows already stored stay valid)."""
+    from sqlalchemy import inspect
+    from sqlalchemy.schema import CreateColumn
+    present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+    for column in table.columns:
+        if column.name not in present:
+            ddl = CreateColumn(column).compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+
+
+# Migrations, applied in order; see the module docstring.
 def _v1(conn) -> None:
     Base.metadata.create_all(conn)
 
 
-MIGRATIONS = [_v1]
+def _v2(conn) -> None:
+    """Server-side browser sessions."""
+    BrowserSession.__table__.create(conn, checkfirst=True)
+
+
+MIGRATIONS = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

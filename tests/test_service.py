@@ -6,7 +6,7 @@ import zipfile
 import pytest
 from PIL import Image
 
-from conftest import jpeg_bytes
+from conftest import csrf_token, jpeg_bytes, login
 
 
 def auth(key):
@@ -242,8 +242,8 @@ def test_pages_need_login_then_show_reports(app, client, api_key):
     r = client.get("/")
     assert r.status_code == 302 and "/login" in r.headers["Location"]
     created = post(client, api_key, smear_form(external_id="PAGE-1")).json
-    assert client.post("/login", data={"key": "wrong"}).status_code == 401
-    r = client.post("/login", data={"key": api_key, "next": "/"})
+    assert login(client, "wrong").status_code == 401
+    r = login(client, api_key, next="/")
     assert r.status_code == 302
     home = client.get("/").get_data(as_text=True)
     assert "PAGE-1" in home
@@ -257,13 +257,14 @@ def test_pages_need_login_then_show_reports(app, client, api_key):
     cohort = client.get(f"/cohort?id={created['id']}")
     assert cohort.status_code == 200 and b"data:image/png;base64" in cohort.data
     assert client.get("/upload").status_code == 200
-    up = client.post("/upload", data=smear_form(external_id="FORM-1"), content_type="multipart/form-data")
+    up = client.post("/upload", data=smear_form(external_id="FORM-1", csrf_token=csrf_token(client, "/upload")),
+                     content_type="multipart/form-data")
     assert up.status_code == 302 and count_smears(app) == 2
     assert client.get("/login?next=https://evil.example/").status_code == 200
 
 
 def test_login_next_is_not_an_open_redirect(client, api_key):
-    r = client.post("/login", data={"key": api_key, "next": "https://evil.example/x"})
+    r = login(client, api_key, next="https://evil.example/x")
     assert r.status_code == 302 and r.headers["Location"] == "/"
 
 
@@ -410,7 +411,7 @@ def test_models_page_shows_the_cards_of_the_served_models(tiny_models, tmp_path)
         key = create_key(db, "reader")
     c = app.test_client()
     assert c.get("/models").status_code == 302  # login first
-    c.post("/login", data={"key": key})
+    login(c, key)
     page = c.get("/models").get_data(as_text=True)
     assert "tiny stage-1 network" in page and version in page and "12.5 %" in page and "&gt;= 98 %" in page
     assert "Tests only." in page and "Knows nothing." in page
