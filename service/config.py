@@ -9,6 +9,7 @@
 | ``MDSDX_MAX_IMAGE_BYTES`` | 10485760 | one image file, bytes |
 | ``MDSDX_MAX_IMAGE_PIXELS`` | 16777216 | one image, width x height (decompression-bomb guard) |
 | ``MDSDX_MAX_IMAGES_PER_SMEAR`` | 1000 | images in one smear |
+| ``MDSDX_MAX_REQUEST_PIXELS`` | 160000000 | sum of the pixels that a request's image headers declare, checked before decoding (1000 crops of 400 x 400) |
 | ``MDSDX_MAX_UPLOAD_BYTES`` | 209715200 | one request body, bytes |
 | ``MDSDX_MAX_ZIP_UNCOMPRESSED_BYTES`` | 524288000 | sum of a zip's uncompressed sizes |
 | ``MDSDX_MAX_ZIP_RATIO`` | 50 | largest compression ratio of a zip entry (zip-bomb guard) |
@@ -35,6 +36,7 @@ class ServiceConfig:
     max_image_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 4096 * 4096
     max_images_per_smear: int = 1000
+    max_request_pixels: int = 1000 * 400 * 400  # a full smear of analyser crops (about 360 x 363) fits
     max_upload_bytes: int = 200 * 1024 * 1024
     max_zip_uncompressed_bytes: int = 500 * 1024 * 1024
     max_zip_ratio: int = 50

@@ -2,8 +2,10 @@
 
 Every limit is checked before any image is decoded or stored: file count, per-file bytes, zip
 entry names (no absolute path, no ``..``), zip total uncompressed size and per-entry compression
-ratio (zip bombs). Pixel-level checks (decompression bombs, truncation) happen at decode time in
-:mod:`core.preprocess`. Errors are :class:`UploadError` with the HTTP status to answer.
+ratio (zip bombs); then the image headers are read (not decoded) and the pixels they declare are
+summed against ``MDSDX_MAX_REQUEST_PIXELS``, so one request cannot hold a worker's inference lock
+for long. Per-image checks (format, decompression bombs, truncation) are :mod:`core.preprocess`'s,
+which raises :class:`~core.errors.InvalidImage`. Errors are :class:`UploadError` with the HTTP status to answer.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 
 from werkzeug.datastructures import FileStorage
 
-from core.preprocess import IMAGE_SUFFIXES
+from core.preprocess import IMAGE_SUFFIXES, ImageLimits, declared_pixels
 
 
 class UploadError(Exception):
@@ -66,6 +68,16 @@ def read_zip(data: bytes, config) -> list[UploadedImage]:
     return out
 
 
+def check_request_pixels(images: list[UploadedImage], config) -> int:
+    """The pixels the images' headers declare in all; 413 over ``config.max_request_pixels``."""
+    limits = ImageLimits(max_image_bytes=config.max_image_bytes, max_image_pixels=config.max_image_pixels)
+    total = sum(declared_pixels(i.data, i.name, limits) for i in images)
+    if total > config.max_request_pixels:
+        raise UploadError(413, f"the images declare {total} pixels in all, over the {config.max_request_pixels}-pixel "
+                               f"limit per request (MDSDX_MAX_REQUEST_PIXELS); send fewer or smaller images")
+    return total
+
+
 def read_smear_upload(files, config) -> list[UploadedImage]:
     """The images of one smear from ``request.files`` (a MultiDict of FileStorage)."""
     image_files: list[FileStorage] = files.getlist("images")
@@ -89,6 +101,7 @@ def read_smear_upload(files, config) -> list[UploadedImage]:
             images.append(UploadedImage(name, data))
     if not images:
         raise UploadError(400, "the smear is empty: send at least one cell image as 'images' or in an 'archive' zip")
+    check_request_pixels(images, config)
     names = [i.name for i in images]
     if len(set(names)) != len(names):
         seen: dict[str, int] = {}

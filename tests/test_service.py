@@ -443,3 +443,46 @@ def test_models_page_reads_the_shipped_cards(tmp_path, tiny_models):
     assert [c.kind for c in cards] == ["cellnet", "diagnoser", "akira"]
     assert all(c.card_matches for c in cards), [(c.kind, c.folder_version) for c in cards]
     assert all("Not for diagnosing patients" in c.card["intended_use"] for c in cards)
+
+
+def declared_png(width, height):
+    """A 16 x 16 PNG whose header claims ``width`` x ``height``: a few hundred bytes that a decoder
+    would expand to width x height pixels."""
+    import struct
+    import zlib
+    data = bytearray(_png(16, 16))
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("path", ["/v1/smears", "/v1/granules", "/upload"])
+def test_an_image_declaring_400_million_pixels_is_4xx(app, client, api_key, path):
+    bomb = declared_png(20000, 20000)
+    assert len(bomb) < 1000
+    data = {"external_id": "BOMB", "images": [(io.BytesIO(bomb), "bomb.png")]}
+    r = client.post(path, data=data, headers=auth(api_key), content_type="multipart/form-data")
+    assert r.status_code == 422
+    assert "pixel limit" in (r.json["message"] if r.is_json else r.get_data(as_text=True))
+    assert count_smears(app) == 0 and stored_files(app) == []
+
+
+def test_decoder_maps_pillow_bomb_errors_to_invalid_image():
+    from core.errors import InvalidImage
+    from core.preprocess import ImageLimits, load_cell_image
+    limits = ImageLimits(max_image_pixels=10**12)  # past our own limit: Pillow's guard speaks
+    for side in (10000, 20000):  # above half of Pillow's limit it warns, above the limit it raises
+        with pytest.raises(InvalidImage, match="pixel limit"):
+            load_cell_image(declared_png(side, side), 64, "bomb.png", limits)
+
+
+def test_total_pixels_per_request_are_capped_before_decoding(app, client, api_key):
+    """40 images whose headers declare 4096 x 4096 each (each within the per-image limit) are refused
+    from their headers: the pixel data is not valid, so decoding them would have said 'corrupt'."""
+    images = [(io.BytesIO(declared_png(4096, 4096)), f"big_{i}.png") for i in range(40)]
+    r = post(client, api_key, {"external_id": "HUGE", "images": images})
+    assert r.status_code == 413 and "MDSDX_MAX_REQUEST_PIXELS" in r.json["message"]
+    r = client.post("/v1/granules", data={"images": [(io.BytesIO(declared_png(4096, 4096)), f"m{i}.png") for i in range(10)]},
+                    headers=auth(api_key), content_type="multipart/form-data")
+    assert r.status_code == 413 and "pixels in all" in r.json["message"]
+    assert count_smears(app) == 0 and stored_files(app) == []
