@@ -2,7 +2,8 @@
 
 Every limit is checked before any image is decoded or stored: file count, per-file bytes, zip
 entry names (no absolute path, no ``..``), zip total uncompressed size and per-entry compression
-ratio (zip bombs); then the image headers are read (not decoded) and the pixels they declare are
+ratio (zip bombs), and each zip entry is read in full (CRC, stream, method, encryption: a corrupt one
+is a 400 before anything is stored); then the image headers are read (not decoded) and the pixels they declare are
 summed against ``MDSDX_MAX_REQUEST_PIXELS``, so one request cannot hold a worker's inference lock
 for long. Per-image checks (format, decompression bombs, truncation) are :mod:`core.preprocess`'s,
 which raises :class:`~core.errors.InvalidImage`. Errors are :class:`UploadError` with the HTTP status to answer.
@@ -10,13 +11,19 @@ which raises :class:`~core.errors.InvalidImage`. Errors are :class:`UploadError`
 from __future__ import annotations
 
 import io
+import lzma
 import posixpath
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 from werkzeug.datastructures import FileStorage
 
 from core.preprocess import IMAGE_SUFFIXES, ImageLimits, declared_pixels
+
+
+# the methods Python's zipfile reads; others (e.g. 9, deflate64) raise NotImplementedError
+ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 
 
 class UploadError(Exception):
@@ -41,7 +48,7 @@ def _check_name(name: str) -> str:
 def read_zip(data: bytes, config) -> list[UploadedImage]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
         raise UploadError(400, "archive: not a valid zip file") from exc
     entries = [i for i in archive.infolist() if not i.is_dir()]
     for info in entries:
@@ -60,8 +67,17 @@ def read_zip(data: bytes, config) -> list[UploadedImage]:
         if info.compress_size and info.file_size / info.compress_size > config.max_zip_ratio:
             raise UploadError(413, f"{info.filename}: compression ratio {info.file_size / info.compress_size:.0f}:1 "
                                    f"exceeds {config.max_zip_ratio}:1 (zip bomb guard)")
-        with archive.open(info) as fh:
-            blob = fh.read(config.max_image_bytes + 1)
+        if info.flag_bits & 0x1:
+            raise UploadError(400, f"{info.filename}: the zip entry is encrypted; send a zip without a password")
+        if info.compress_type not in ZIP_METHODS:
+            raise UploadError(400, f"{info.filename}: zip compression method {info.compress_type} is not supported; "
+                                   f"use deflate (every zip tool's default) or store")
+        try:
+            with archive.open(info) as fh:
+                blob = fh.read(config.max_image_bytes + 1)
+        except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, RuntimeError,
+                NotImplementedError) as exc:  # what zipfile raises for a bad CRC, stream, method or password
+            raise UploadError(400, f"{info.filename}: the zip entry is corrupt ({exc}); create the zip again") from exc
         if len(blob) != info.file_size:
             raise UploadError(400, f"{info.filename}: the zip entry's size does not match its header")
         out.append(UploadedImage(info.filename, blob))

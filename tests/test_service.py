@@ -486,3 +486,37 @@ def test_total_pixels_per_request_are_capped_before_decoding(app, client, api_ke
                     headers=auth(api_key), content_type="multipart/form-data")
     assert r.status_code == 413 and "pixels in all" in r.json["message"]
     assert count_smears(app) == 0 and stored_files(app) == []
+
+
+def _corrupt_zip(kind):
+    """A one-image zip made unreadable in one way; header fields patched as a broken tool would."""
+    import struct
+    compression = zipfile.ZIP_STORED if kind in ("bad crc", "lying size") else zipfile.ZIP_DEFLATED
+    data = bytearray(_zip([("cell.jpg", jpeg_bytes(3))], compression))
+    local, central = 0, data.index(b"PK\x01\x02")
+    if kind == "bad crc":
+        data[200] ^= 0xFF  # inside the stored image bytes
+    elif kind == "bad deflate":
+        data[60:90] = b"\xff" * 30  # inside the deflate stream
+    elif kind == "unsupported method":
+        for at in (local + 8, central + 10):
+            data[at:at + 2] = struct.pack("<H", 9)  # deflate64, which zipfile cannot read
+    elif kind == "encrypted":
+        for at in (local + 6, central + 8):
+            data[at] |= 0x1
+    elif kind == "lying size":
+        for at in (local + 22, central + 24):
+            data[at:at + 4] = struct.pack("<I", 500)  # the header says 500 bytes; the entry holds more
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["bad crc", "bad deflate", "unsupported method", "encrypted", "lying size"])
+def test_a_zip_with_a_corrupt_entry_is_400_and_stores_nothing(app, client, api_key, kind):
+    archive = {"archive": (io.BytesIO(_corrupt_zip(kind)), "smear.zip")}
+    r = post(client, api_key, {"external_id": "ZIP-BAD", **archive})
+    assert r.status_code == 400, r.json
+    assert "cell.jpg" in r.json["message"]
+    assert count_smears(app) == 0 and stored_files(app) == []
+    r = client.post("/v1/granules", data={"archive": (io.BytesIO(_corrupt_zip(kind)), "m.zip")}, headers=auth(api_key),
+                    content_type="multipart/form-data")
+    assert r.status_code == 400
