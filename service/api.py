@@ -42,8 +42,11 @@ class DeletedOut(ma.Schema):
                                                              "`mdsdx smears gc` removes them later"})
 
 
+MAX_PAGE = 100_000  # 10 million smears at 100 a page; keeps the SQL OFFSET far inside a 64-bit integer
+
+
 class PageArgs(ma.Schema):
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(1, MAX_PAGE))
     per_page = ma.fields.Integer(load_default=20, validate=ma.validate.Range(1, 100))
 
 

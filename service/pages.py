@@ -40,7 +40,8 @@ def render_report(smear: Smear) -> str:
 
 @bp.route("/")
 def index():
-    page = max(request.args.get("page", 1, type=int), 1)
+    from service.api import MAX_PAGE
+    page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
     per_page = 25
     total = g.db.scalar(select(func.count()).select_from(Smear))
     smears = g.db.scalars(select(Smear).order_by(Smear.created_at.desc(), Smear.id)

@@ -520,3 +520,15 @@ def test_a_zip_with_a_corrupt_entry_is_400_and_stores_nothing(app, client, api_k
     r = client.post("/v1/granules", data={"archive": (io.BytesIO(_corrupt_zip(kind)), "m.zip")}, headers=auth(api_key),
                     content_type="multipart/form-data")
     assert r.status_code == 400
+
+
+def test_paging_arguments_are_bounded(app, client, api_key):
+    for query in ("page=9223372036854775807", "page=99999999999999999999999", "page=0", "per_page=101",
+                  "per_page=-1", "page=1e400", "page=nan"):
+        r = client.get(f"/v1/smears?{query}", headers=auth(api_key))
+        assert r.status_code == 422 and r.is_json, (query, r.status_code)
+    spec = client.get("/openapi.json").json
+    page = [p for p in spec["paths"]["/v1/smears"]["get"]["parameters"] if p["name"] == "page"][0]
+    assert page["schema"]["maximum"] == 100_000
+    login(client, api_key)
+    assert client.get("/?page=9223372036854775807").status_code == 200
