@@ -9,6 +9,8 @@ from flask import current_app, g, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from core.errors import InvalidImage, InvalidInput, ModelLoadError
@@ -17,6 +19,7 @@ from service.smears import delete_smear, smear_json, submit_smear
 from service.uploads import UploadError, read_smear_upload
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 5  # about one database timeout: the lock a writer holds is usually gone by then
 blp = Blueprint("api", __name__, url_prefix="/v1", description="Smears, reports and granule scoring")
 
 
@@ -83,6 +86,24 @@ def register_error_handlers(app) -> None:
     def too_large(exc):
         limit = app.config["MDSDX"].max_upload_bytes
         return error(413, f"the request body is over the {limit}-byte limit (MDSDX_MAX_UPLOAD_BYTES)")
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(SQLAlchemyTimeoutError)
+    def database_unavailable(exc):
+        # locked (SQLite "database is locked", PostgreSQL lock_timeout), unreachable, or no free connection:
+        # the request changed nothing (its transaction rolled back), so the client may simply retry
+        orig = getattr(exc, "orig", None) or exc
+        log.warning("database unavailable: %s: %s", type(orig).__name__, str(orig).splitlines()[0][:200] if str(orig) else "")
+        retry = str(RETRY_AFTER_SECONDS)
+        message = f"the database is busy or unreachable; nothing was changed, retry in {retry} s"
+        if request.path.startswith("/v1"):
+            response = jsonify(code=503, status="Service Unavailable", message=message)
+        else:
+            from flask import render_template
+            response = current_app.make_response(render_template("error.html", title="Busy", message=message))
+        response.status_code = 503
+        response.headers["Retry-After"] = retry
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc):

@@ -68,7 +68,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.config.update(test_config)
 
-    engine = dbm.make_engine(cfg.db_url)
+    engine = dbm.make_engine(cfg.db_url, cfg.database_timeout_seconds)
     dbm.migrate(engine)
     session_factory = dbm.make_session_factory(engine)
     app.extensions["mdsdx"] = {"engine": engine, "sessions": session_factory, "store": ImageStore(cfg.images_dir),

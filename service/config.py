@@ -15,6 +15,7 @@
 | ``MDSDX_MAX_ZIP_RATIO`` | 50 | largest compression ratio of a zip entry (zip-bomb guard) |
 | ``MDSDX_MAX_GRANULE_IMAGES`` | 200 | images in one ``/v1/granules`` request |
 | ``MDSDX_IMAGE_GRACE_SECONDS`` | 900 | deleting a smear keeps unreferenced images written or reused this recently, seconds |
+| ``MDSDX_DATABASE_TIMEOUT_SECONDS`` | 5 | longest wait for a database lock or connection; then 503 with ``Retry-After`` |
 | ``MDSDX_SESSION_IDLE_SECONDS`` | 28800 | a browser session unused this long ends (8 h), seconds |
 | ``MDSDX_FORWARDED_PROXIES`` | 0 | reverse proxies in front of the service whose ``X-Forwarded-Proto``/``-For`` are trusted (1 behind one nginx); HTTPS there makes the session cookie ``Secure`` |
 """
@@ -42,6 +43,7 @@ class ServiceConfig:
     max_zip_ratio: int = 50
     max_granule_images: int = 200
     image_grace_seconds: int = 900
+    database_timeout_seconds: int = 5
     session_idle_seconds: int = 8 * 3600
     forwarded_proxies: int = 0
     load_models: bool = True

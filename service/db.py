@@ -128,9 +128,17 @@ MIGRATIONS = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def make_engine(url: str):
-    kwargs = {"connect_args": {"check_same_thread": False}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    return create_engine(url, **kwargs)
+def make_engine(url: str, timeout_seconds: float = 5):
+    """An engine whose statements wait at most ``timeout_seconds`` for a lock (SQLite's busy timeout,
+    PostgreSQL's ``lock_timeout``) and for a connection, then raise OperationalError, which the
+    service answers with 503 and ``Retry-After``."""
+    if url.startswith("sqlite"):
+        return create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout_seconds})
+    connect_args = {}
+    if url.startswith("postgresql"):
+        connect_args = {"connect_timeout": max(1, round(timeout_seconds)),
+                        "options": f"-c lock_timeout={int(timeout_seconds * 1000)}"}
+    return create_engine(url, pool_pre_ping=True, pool_timeout=timeout_seconds, connect_args=connect_args)
 
 
 def migrate(engine) -> int:
@@ -150,7 +158,22 @@ def make_session_factory(engine):
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def ping(engine) -> bool:
+def check_writable(engine, timeout_seconds: float) -> None:
+    """Take the write lock a smear's insert needs, within ``timeout_seconds``, and let it go at once.
+    Raises (OperationalError) while another writer holds it that long or the database is unreachable."""
     with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
-    return True
+        if conn.dialect.name == "sqlite":
+            raw = conn.connection.dbapi_connection
+            previous = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+            raw.execute(f"PRAGMA busy_timeout = {int(timeout_seconds * 1000)}")
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                raw.execute("ROLLBACK")
+            finally:
+                raw.execute(f"PRAGMA busy_timeout = {int(previous)}")
+        else:
+            with conn.begin() as tx:
+                conn.execute(text(f"SET LOCAL lock_timeout = {int(timeout_seconds * 1000)}"))
+                conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout_seconds * 1000)}"))
+                conn.execute(text("LOCK TABLE smears IN ROW EXCLUSIVE MODE"))  # the lock an INSERT takes
+                tx.rollback()

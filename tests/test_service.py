@@ -1,4 +1,5 @@
 """The HTTP service driven through Flask's test client, as a laboratory system would drive it."""
+import contextlib
 import io
 import time
 import zipfile
@@ -532,3 +533,54 @@ def test_paging_arguments_are_bounded(app, client, api_key):
     assert page["schema"]["maximum"] == 100_000
     login(client, api_key)
     assert client.get("/?page=9223372036854775807").status_code == 200
+
+
+@contextlib.contextmanager
+def write_lock_held(url):
+    """Another process's writer holding the database's lock (SQLite: an EXCLUSIVE transaction;
+    PostgreSQL: the tables locked)."""
+    if url.startswith("sqlite"):
+        import sqlite3
+        con = sqlite3.connect(url.split("sqlite:///", 1)[1], isolation_level=None)
+        con.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            con.execute("ROLLBACK")
+            con.close()
+    else:
+        from sqlalchemy import create_engine, text
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn, conn.begin():
+                conn.execute(text("LOCK TABLE api_keys, smears, browser_sessions IN ACCESS EXCLUSIVE MODE"))
+                yield
+        finally:
+            engine.dispose()
+
+
+def test_a_locked_database_is_503_with_retry_after_and_not_ready(tiny_models, tiny_pipeline, tmp_path):
+    from conftest import service_config
+    from service.app import create_app
+    from service.auth import create_key
+    app = create_app({"MDSDX": service_config(tmp_path / "home", tiny_models, database_timeout_seconds=1),
+                      "TESTING": True})
+    app.extensions["mdsdx"]["pipeline"] = tiny_pipeline
+    with app.extensions["mdsdx"]["sessions"]() as db:
+        key = create_key(db, "lis")
+    client, browser = app.test_client(), app.test_client()
+    login(browser, key)
+    assert client.get("/readyz").json["checks"]["database"] is True
+    with write_lock_held(app.config["MDSDX"].db_url):
+        started = time.perf_counter()
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json["checks"]["database"] is False
+        assert time.perf_counter() - started < 3
+        for r in (post(client, key, smear_form(3, "LOCKED")), client.get("/v1/smears", headers=auth(key))):
+            assert r.status_code == 503 and r.is_json and "retry" in r.json["message"], r.status_code
+            assert int(r.headers["Retry-After"]) > 0
+        page = browser.get("/")
+        assert page.status_code == 503 and "Retry-After" in page.headers
+    assert count_smears(app) == 0 and stored_files(app) == []
+    assert client.get("/readyz").status_code == 200
+    assert post(client, key, smear_form(3, "AFTER")).status_code == 201
