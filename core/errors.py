@@ -23,3 +23,7 @@ class DataNotFound(MdsdxError):
 
 class ModelLoadError(MdsdxError):
     """A model artifact is missing, unreadable or does not match its metadata."""
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """An Idempotency-Key came again with a request that differs from the first one it was sent with."""

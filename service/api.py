@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from core.errors import InvalidImage, InvalidInput, ModelLoadError
+from core.errors import IdempotencyKeyReused, InvalidImage, InvalidInput, ModelLoadError
 from service.db import GranuleBatch, Smear
 from service.smears import delete_smear, smear_json, submit_smear
 from service.uploads import UploadError, read_smear_upload
@@ -144,7 +144,8 @@ class Smears(MethodView):
     @blp.alt_response(400, description="malformed request or empty smear")
     @blp.alt_response(413, description="over a size or count limit")
     @blp.alt_response(415, description="not multipart/form-data")
-    @blp.alt_response(422, description="an image is not a readable cell image")
+    @blp.alt_response(422, description="an image is not a readable cell image, or the Idempotency-Key was first sent "
+                                       "with a different request")
     @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "schema": {"type": "string"}, "required": False,
                           "description": "a retry with the same key returns the first result instead of a new smear"}])
     def post(self, form, _files):
@@ -161,7 +162,7 @@ class Smears(MethodView):
                                           form["external_id"], form.get("patient_pseudonym"), g.api_key_id, key)
         except UploadError as exc:
             return error(exc.status, exc.message)
-        except InvalidImage as exc:
+        except (InvalidImage, IdempotencyKeyReused) as exc:
             return error(422, str(exc))
         except InvalidInput as exc:
             return error(400, str(exc))

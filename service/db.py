@@ -67,6 +67,8 @@ class Smear(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # what a retry with the same Idempotency-Key must match: see service.smears.request_fingerprint
+    request_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     example: Mapped[bool] = mapped_column(Boolean, default=False)
     n_cells: Mapped[int] = mapped_column(Integer)
     p_mds: Mapped[float] = mapped_column(Float)
@@ -124,7 +126,12 @@ def _v2(conn) -> None:
     BrowserSession.__table__.create(conn, checkfirst=True)
 
 
-MIGRATIONS = [_v1, _v2]
+def _v3(conn) -> None:
+    """smears.request_sha256 (an Idempotency-Key reused with another request is refused)."""
+    _add_missing_columns(conn, Smear.__table__)
+
+
+MIGRATIONS = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -147,9 +147,18 @@ def test_zip_archive_upload(client, api_key):
 
 def test_idempotency_key_returns_first_result(app, client, api_key):
     first = post(client, api_key, smear_form(), **{"Idempotency-Key": "abc-1"})
-    again = post(client, api_key, smear_form(external_id="OTHER"), **{"Idempotency-Key": "abc-1"})
+    again = post(client, api_key, smear_form(), **{"Idempotency-Key": "abc-1"})
     assert first.status_code == 201 and again.status_code == 200
     assert again.json["id"] == first.json["id"] and again.headers["Idempotent-Replayed"] == "true"
+    assert count_smears(app) == 1
+
+
+def test_idempotency_key_reused_with_another_request_is_422(app, client, api_key):
+    """The IETF idempotency-key draft: a key reused with a different payload is 422, not a replay."""
+    assert post(client, api_key, smear_form(), **{"Idempotency-Key": "abc-2"}).status_code == 201
+    for changed in (smear_form(external_id="OTHER"), smear_form(n=5), smear_form(patient_pseudonym="PSN-1")):
+        r = post(client, api_key, changed, **{"Idempotency-Key": "abc-2"})
+        assert r.status_code == 422 and "different request" in r.json["message"]
     assert count_smears(app) == 1
 
 
