@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from core.errors import IdempotencyKeyReused, InvalidImage, InvalidInput, ModelLoadError
 from service.db import GranuleBatch, Smear
 from service.smears import delete_smear, smear_json, submit_smear
-from service.uploads import UploadError, read_smear_upload
+from service.uploads import UploadError, read_smear_upload, too_large_message
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5  # about one database timeout: the lock a writer holds is usually gone by then
@@ -84,8 +84,8 @@ def error(status: int, message: str):
 def register_error_handlers(app) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc):
-        limit = app.config["MDSDX"].max_upload_bytes
-        return error(413, f"the request body is over the {limit}-byte limit (MDSDX_MAX_UPLOAD_BYTES)")
+        return error(413, too_large_message(exc, app.config["MDSDX"], app.config["MAX_FORM_PARTS"],
+                                            app.config["MAX_FORM_MEMORY_SIZE"]))
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(SQLAlchemyTimeoutError)

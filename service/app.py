@@ -53,12 +53,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     from service.metrics import ServiceMetrics
     from service.storage import ImageStore
 
+    from service.uploads import MdsdxRequest
     app = Flask(__name__, instance_relative_config=False)
+    app.request_class = MdsdxRequest
     test_config = dict(test_config or {})
     cfg = test_config.pop("MDSDX", None) or ServiceConfig.from_env()
     Path(cfg.home).mkdir(parents=True, exist_ok=True)
     app.config.update(
         MDSDX=cfg, SECRET_KEY=_secret_key(Path(cfg.home)), MAX_CONTENT_LENGTH=cfg.max_upload_bytes,
+        # a full smear is one part per image plus the text fields (external_id, pseudonym, CSRF token)
+        MAX_FORM_PARTS=cfg.max_images_per_smear + 16,
         API_TITLE="mdsdx", API_VERSION="v1", OPENAPI_VERSION="3.0.3", OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={"info": {"description": "MDS screening from peripheral-blood cell images. Research use only; "

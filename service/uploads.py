@@ -13,17 +13,55 @@ from __future__ import annotations
 import io
 import lzma
 import posixpath
+import traceback
 import zipfile
 import zlib
 from dataclasses import dataclass
 
+from flask import Request
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser
 
 from core.preprocess import IMAGE_SUFFIXES, ImageLimits, declared_pixels
 
 
 # the methods Python's zipfile reads; others (e.g. 9, deflate64) raise NotImplementedError
 ZIP_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
+
+
+class _FormDataParser(FormDataParser):
+    """Werkzeug's form parser, except that a malformed multipart body is a 400 that says why: Werkzeug's
+    default drops the whole form silently, so one Latin-1 file name surfaced as "external_id missing"."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.silent = False
+
+    def parse(self, *args, **kwargs):
+        try:
+            return super().parse(*args, **kwargs)
+        except UnicodeDecodeError as exc:
+            raise BadRequest("a part header of the multipart body is not UTF-8: send file names and field names "
+                             "in UTF-8 (RFC 7578)") from exc
+        except ValueError as exc:
+            raise BadRequest(f"the multipart body is malformed ({exc})") from exc
+
+
+class MdsdxRequest(Request):
+    form_data_parser_class = _FormDataParser
+
+
+def too_large_message(exc: RequestEntityTooLarge, config, max_form_parts: int, max_form_memory_size: int) -> str:
+    """Which limit a 413 hit. Werkzeug raises the same bare exception for the body's size, the number
+    of multipart parts and a text field's size; the frame that raised it tells them apart."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = frames[-1].name if frames else ""
+    if where == "next_event":
+        return f"the multipart body has more than {max_form_parts} parts (the limit is MDSDX_MAX_IMAGES_PER_SMEAR + 16)"
+    if where in ("receive_data", "parse"):
+        return f"a text field of the form is over the {max_form_memory_size}-byte limit"
+    return f"the request body is over the {config.max_upload_bytes}-byte limit (MDSDX_MAX_UPLOAD_BYTES)"
 
 
 class UploadError(Exception):

@@ -593,3 +593,23 @@ def test_a_locked_database_is_503_with_retry_after_and_not_ready(tiny_models, ti
     assert count_smears(app) == 0 and stored_files(app) == []
     assert client.get("/readyz").status_code == 200
     assert post(client, key, smear_form(3, "AFTER")).status_code == 201
+
+
+def test_413_says_which_limit(app, client, api_key):
+    many = "".join(f'--B\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nx\r\n' for i in range(100)) + "--B--\r\n"
+    r = client.post("/v1/smears", data=many.encode(), content_type="multipart/form-data; boundary=B", headers=auth(api_key))
+    assert r.status_code == 413 and "more than 56 parts" in r.json["message"]  # 40 images + 16
+    long = '--B\r\nContent-Disposition: form-data; name="external_id"\r\n\r\n' + "x" * 600_000 + "\r\n--B--\r\n"
+    r = client.post("/v1/smears", data=long.encode(), content_type="multipart/form-data; boundary=B", headers=auth(api_key))
+    assert r.status_code == 413 and "text field" in r.json["message"] and "8000000" not in r.json["message"]
+    r = post(client, api_key, smear_form(40))  # a full smear is not too many parts
+    assert r.status_code == 201, r.json
+
+
+def test_a_non_utf8_file_name_is_a_clear_400(app, client, api_key):
+    body = (b'--B\r\nContent-Disposition: form-data; name="external_id"\r\n\r\nX1\r\n'
+            b'--B\r\nContent-Disposition: form-data; name="images"; filename="c\xe9ll.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n" + jpeg_bytes(0) + b"\r\n--B--\r\n")
+    r = client.post("/v1/smears", data=body, content_type="multipart/form-data; boundary=B", headers=auth(api_key))
+    assert r.status_code == 400 and "UTF-8" in r.json["message"] and "external_id" not in r.json["message"]
+    assert count_smears(app) == 0
