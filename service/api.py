@@ -36,6 +36,11 @@ class SmearFiles(ma.Schema):
     archive = ma.fields.Raw(metadata={"type": "string", "format": "binary", "description": "one zip of the cell images"})
 
 
+class SmearUpload(SmearForm, SmearFiles):
+    """The documented body of POST /v1/smears: flask-smorest documents only the last of several
+    ``arguments`` of one request body, which left ``external_id`` out of the OpenAPI."""
+
+
 class DeletedOut(ma.Schema):
     id = ma.fields.String()
     deleted = ma.fields.Boolean()
@@ -146,8 +151,11 @@ class Smears(MethodView):
     @blp.alt_response(415, description="not multipart/form-data")
     @blp.alt_response(422, description="an image is not a readable cell image, or the Idempotency-Key was first sent "
                                        "with a different request")
-    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "schema": {"type": "string"}, "required": False,
-                          "description": "a retry with the same key returns the first result instead of a new smear"}])
+    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "schema": {"type": "string", "minLength": 1,
+                                                                             "maxLength": 200}, "required": False,
+                          "description": "a retry with the same key and request returns the first result instead of "
+                                         "a new smear"}],
+             requestBody={"required": True, "content": {"multipart/form-data": {"schema": SmearUpload}}})
     def post(self, form, _files):
         """Diagnose one smear: repeated `images` files or one `archive` zip, as multipart/form-data."""
         if not (request.mimetype or "").startswith("multipart/form-data"):

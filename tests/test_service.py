@@ -613,3 +613,12 @@ def test_a_non_utf8_file_name_is_a_clear_400(app, client, api_key):
     r = client.post("/v1/smears", data=body, content_type="multipart/form-data; boundary=B", headers=auth(api_key))
     assert r.status_code == 400 and "UTF-8" in r.json["message"] and "external_id" not in r.json["message"]
     assert count_smears(app) == 0
+
+
+def test_openapi_marks_external_id_required(client):
+    spec = client.get("/openapi.json").json
+    body = spec["paths"]["/v1/smears"]["post"]["requestBody"]
+    ref = body["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+    schema = spec["components"]["schemas"][ref]
+    assert schema["required"] == ["external_id"]
+    assert {"external_id", "patient_pseudonym", "images", "archive"} <= set(schema["properties"])
