@@ -81,7 +81,8 @@ class SmearOut(ma.Schema):
 
 
 def error(status: int, message: str):
-    names = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 413: "Payload Too Large",
+    names = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+             413: "Payload Too Large",
              415: "Unsupported Media Type", 422: "Unprocessable Entity", 503: "Service Unavailable"}
     return jsonify(code=status, status=names.get(status, ""), message=message), status
 
@@ -115,7 +116,11 @@ def register_error_handlers(app) -> None:
         if request.path.startswith("/v1") or request.path in ("/openapi.json",):
             messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
             message = exc.description if not messages else f"invalid request: {messages}"
-            return error(exc.code or 500, message)
+            response, status = error(exc.code or 500, message)
+            for name, value in exc.get_headers():  # e.g. Allow on a 405, WWW-Authenticate
+                if name.lower() != "content-type":
+                    response.headers[name] = value
+            return response, status
         return exc
 
 

@@ -622,3 +622,13 @@ def test_openapi_marks_external_id_required(client):
     schema = spec["components"]["schemas"][ref]
     assert schema["required"] == ["external_id"]
     assert {"external_id", "patient_pseudonym", "images", "archive"} <= set(schema["properties"])
+
+
+def test_405_carries_allow(client, api_key):
+    for method, path, allowed in (("put", "/v1/smears", {"GET", "POST"}), ("patch", "/v1/granules", {"POST"}),
+                                  ("post", "/v1/smears/00000000-0000-0000-0000-000000000000", {"GET", "DELETE"}),
+                                  ("delete", "/healthz", {"GET"})):
+        r = getattr(client, method)(path, headers=auth(api_key))
+        assert r.status_code == 405, (method, path)
+        assert allowed <= {m.strip() for m in r.headers["Allow"].split(",")}
+    assert client.put("/v1/smears").is_json
