@@ -77,7 +77,16 @@ class UploadedImage:
     data: bytes
 
 
+MAX_NAME_CHARS = 255  # a file name on every common file system
+MAX_PATH_CHARS = 1024  # a zip entry's folders and name
+
+
 def _check_name(name: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise UploadError(400, f"{name[:80]!r}: a file name with a NUL or another control character; rename the file")
+    if len(name) > MAX_PATH_CHARS or len(posixpath.basename(name)) > MAX_NAME_CHARS:
+        raise UploadError(400, f"{name[:80]!r}...: a file name over {MAX_NAME_CHARS} characters "
+                               f"(or a path over {MAX_PATH_CHARS}); rename the file")
     if not name or name.startswith("/") or "\\" in name or ".." in posixpath.normpath(name).split("/"):
         raise UploadError(400, f"{name!r}: unsafe file name in the upload (absolute path or '..')")
     return posixpath.basename(name)

@@ -632,3 +632,17 @@ def test_405_carries_allow(client, api_key):
         assert r.status_code == 405, (method, path)
         assert allowed <= {m.strip() for m in r.headers["Allow"].split(",")}
     assert client.put("/v1/smears").is_json
+
+
+@pytest.mark.parametrize("name", ["cell\x00.jpg", "cell\x1b[31m.jpg", "c" * 5000 + ".jpg"])
+def test_file_names_with_control_characters_or_too_long_are_400(app, client, api_key, name):
+    body = (b'--B\r\nContent-Disposition: form-data; name="external_id"\r\n\r\nX1\r\n'
+            b'--B\r\nContent-Disposition: form-data; name="images"; filename="' + name.encode() + b'"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n" + jpeg_bytes(0) + b"\r\n--B--\r\n")
+    r = client.post("/v1/smears", data=body, content_type="multipart/form-data; boundary=B", headers=auth(api_key))
+    assert r.status_code == 400 and r.is_json and "file name" in r.json["message"], r.json
+    assert len(r.json["message"]) < 300
+    archive = _zip([("smear/" + "d" * 300 + ".jpg", jpeg_bytes(0))])
+    r = post(client, api_key, {"external_id": "Z", "archive": (io.BytesIO(archive), "a.zip")})
+    assert r.status_code == 400 and "over 255 characters" in r.json["message"]
+    assert count_smears(app) == 0
