@@ -14,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from core.errors import IdempotencyKeyReused, InvalidImage, InvalidInput, ModelLoadError
+from service.auth import may_delete, visible_smear, visible_smears
 from service.db import GranuleBatch, Smear
 from service.smears import delete_smear, smear_json, submit_smear
 from service.uploads import UploadError, read_smear_upload, too_large_message
@@ -142,8 +143,8 @@ class Smears(MethodView):
     def get(self, args):
         """List smears, newest first (paged)."""
         page, per_page = args["page"], args["per_page"]
-        total = g.db.scalar(select(func.count()).select_from(Smear))
-        rows = g.db.scalars(select(Smear).order_by(Smear.created_at.desc(), Smear.id)
+        total = g.db.scalar(visible_smears(select(func.count()).select_from(Smear)))
+        rows = g.db.scalars(visible_smears(select(Smear)).order_by(Smear.created_at.desc(), Smear.id)
                             .offset((page - 1) * per_page).limit(per_page)).all()
         return {"items": [smear_json(s, _base_url()) for s in rows], "page": page, "per_page": per_page, "total": total}
 
@@ -195,11 +196,7 @@ class Smears(MethodView):
 
 
 def _get_smear(smear_id: str) -> Smear | None:
-    try:
-        uuid.UUID(smear_id)
-    except ValueError:
-        return None
-    return g.db.get(Smear, smear_id)
+    return visible_smear(g.db, smear_id)
 
 
 @blp.route("/smears/<smear_id>")
@@ -214,7 +211,7 @@ class SmearItem(MethodView):
         return jsonify(smear_json(smear, _base_url()))
 
     @blp.response(200, DeletedOut)
-    @blp.alt_response(403, description="the smear was submitted with another key")
+    @blp.alt_response(403, description="the smear was submitted with another key (and this key is not an admin)")
     @blp.alt_response(404, description="unknown smear id")
     def delete(self, smear_id):
         """Delete a smear, its cells and the images no other smear uses. Only the key that submitted it may."""
@@ -222,8 +219,8 @@ class SmearItem(MethodView):
         if smear is None:
             return error(404, f"no smear with id {smear_id!r}")
         cfg = current_app.config["MDSDX"]
-        if not cfg.dev and smear.api_key_id != g.api_key_id:
-            return error(403, "only the key that submitted a smear can delete it over the API; "
+        if not may_delete(smear):
+            return error(403, "only the key that submitted a smear, or an admin key, can delete it over the API; "
                               "an operator can delete any smear with `mdsdx smears delete ID`")
         return jsonify(delete_smear(g.db, current_app.extensions["mdsdx"]["store"], smear, cfg.image_grace_seconds))
 

@@ -10,6 +10,10 @@ has not ended (sign-out), has not been idle longer than ``MDSDX_SESSION_IDLE_SEC
 key is still active, so revoking a key signs its browsers out at once. Forms that a session posts
 carry a CSRF token (Flask-WTF); Bearer requests need none, since a browser never adds that header to
 a cross-site request. ``--dev`` (``MDSDX_DEV=1``) turns authentication off and the service says so loudly.
+
+Authorisation is here too, in one table: :data:`PERMISSIONS` names what each endpoint and method
+needs, :data:`ROLE_PERMISSIONS` what each role grants. A key with ``own_smears_only`` sees only the
+smears it submitted (:func:`visible_smears`, :func:`visible_smear`); others are 404 to it.
 """
 from __future__ import annotations
 
@@ -33,6 +37,25 @@ PUBLIC_ENDPOINTS = frozenset({"health.healthz", "health.readyz", "health.metrics
                               "pages.docs", "pages.docs_static", "api-docs.openapi_json", "static"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
+# What each role may do. 'submitter' is what every key could do before roles existed.
+ROLE_PERMISSIONS = {
+    "reviewer": frozenset({"read"}),
+    "submitter": frozenset({"read", "submit", "delete_own"}),
+    "admin": frozenset({"read", "submit", "delete_own", "delete_any"}),
+}
+ROLES = tuple(ROLE_PERMISSIONS)
+# The permission each (endpoint, method) needs. An endpoint neither here nor public is refused (403),
+# so a new view is closed until it is added; tests/test_auth.py checks that every route is covered.
+PERMISSIONS = {
+    ("api.Smears", "GET"): "read", ("api.Smears", "POST"): "submit",
+    ("api.SmearItem", "GET"): "read", ("api.SmearItem", "DELETE"): "delete_own",
+    ("api.SmearFhir", "GET"): "read", ("api.SmearReport", "GET"): "read",
+    ("api.Granules", "POST"): "submit",
+    ("pages.index", "GET"): "read", ("pages.report", "GET"): "read", ("pages.cell_image", "GET"): "read",
+    ("pages.cohort", "GET"): "read", ("pages.models", "GET"): "read", ("pages.model_card", "GET"): "read",
+    ("pages.upload", "GET"): "submit", ("pages.upload", "POST"): "submit",
+}
+
 csrf = CSRFProtect()
 
 
@@ -43,19 +66,22 @@ def new_key() -> tuple[str, str, str]:
     return key, prefix, sha256(key.encode())
 
 
-def create_key(db, name: str) -> str:
-    """Create a key named ``name`` and return it (the only time it is shown)."""
+def create_key(db, name: str, role: str = "submitter", own_smears_only: bool = False) -> str:
+    """Create a key named ``name`` with ``role`` (one of :data:`ROLES`) and return it (the only time it is shown)."""
     from core.errors import InvalidInput
     if not name or len(name) > 100:
         raise InvalidInput("a key name must have 1 to 100 characters")
+    if role not in ROLE_PERMISSIONS:
+        raise InvalidInput(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
     existing = db.scalar(select(ApiKey).where(ApiKey.name == name))
     if existing is not None and existing.revoked_at is None:
         raise InvalidInput(f"a key named {name!r} exists; revoke it first or choose another name")
     key, prefix, digest = new_key()
     if existing is not None:
         existing.prefix, existing.key_hash, existing.revoked_at, existing.created_at = prefix, digest, None, utcnow()
+        existing.role, existing.own_smears_only = role, own_smears_only
     else:
-        db.add(ApiKey(name=name, prefix=prefix, key_hash=digest))
+        db.add(ApiKey(name=name, prefix=prefix, key_hash=digest, role=role, own_smears_only=own_smears_only))
     db.commit()
     return key
 
@@ -148,6 +174,52 @@ def _unauthenticated():
     return redirect(url_for("pages.login", next=request.full_path))
 
 
+def _forbidden(role: str, permission: str | None):
+    what = {"read": "read smears", "submit": "submit smears or images", "delete_own": "delete smears"}.get(
+        permission, "use this endpoint")
+    message = (f"a key with the role {role!r} may not {what}; an administrator creates keys with "
+               f"`mdsdx keys create NAME --role {'|'.join(ROLES)}`")
+    if _is_api():
+        return jsonify(code=403, status="Forbidden", message=message), 403
+    from flask import render_template
+    return render_template("error.html", title="Not allowed", message=message), 403
+
+
+def may(permission: str) -> bool:
+    """Whether the caller holds ``permission`` (always, in dev mode)."""
+    key = g.get("api_key")
+    if key is None:
+        return current_app.config["MDSDX"].dev
+    return permission in ROLE_PERMISSIONS.get(key.role, ())
+
+
+def may_delete(smear) -> bool:
+    """An admin deletes any smear; a submitter only the smears its key submitted."""
+    return may("delete_any") or (may("delete_own") and (current_app.config["MDSDX"].dev
+                                                      or smear.api_key_id == g.api_key_id))
+
+
+def visible_smears(stmt):
+    """``stmt`` (a select over Smear) limited to what the caller may see."""
+    from service.db import Smear
+    key = g.get("api_key")
+    if key is not None and key.own_smears_only:
+        stmt = stmt.where(Smear.api_key_id == key.id)
+    return stmt
+
+
+def visible_smear(db, smear_id: str):
+    """The smear ``smear_id`` if it exists and the caller may see it, else None (a 404 to the caller)."""
+    import uuid
+
+    from service.db import Smear
+    try:
+        uuid.UUID(smear_id)
+    except ValueError:
+        return None
+    return db.scalar(visible_smears(select(Smear).where(Smear.id == smear_id)))
+
+
 def authenticate():
     """``before_request``: who is asking. Sets ``g.api_key`` (None in dev mode and on public
     endpoints) and ``g.api_key_id``; checks the CSRF token of a form a browser posts."""
@@ -172,6 +244,10 @@ def authenticate():
     if row is None:
         return _unauthenticated()
     g.api_key, g.api_key_id = row, row.id
+    method = "GET" if request.method == "HEAD" else request.method
+    permission = PERMISSIONS.get((request.endpoint, method))
+    if method != "OPTIONS" and (permission is None or not may(permission)):
+        return _forbidden(row.role, permission)
     return None
 
 

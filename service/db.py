@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, UniqueConstraint,
-                        create_engine, select, text)
+                        create_engine, false, select, text, update)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
 
@@ -45,6 +45,9 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # what the key may do (service.auth.ROLE_PERMISSIONS) and whether it sees only the smears it submitted
+    role: Mapped[str] = mapped_column(String(16), default="submitter", server_default="submitter")
+    own_smears_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class BrowserSession(Base):
@@ -104,9 +107,9 @@ class GranuleBatch(Base):
     result: Mapped[dict] = mapped_column(JSON)
 
 
-def _add_missing_columns(conn, table) -> None:
+def _add_missing_columns(conn, table) -> set[str]:
     """ALTER TABLE ... ADD COLUMN for each column of ``table`` the database lacks (each must be
-    nullable or have a server default, so rows already stored stay valid)."""
+    nullable or have a server default, so rows already stored stay valid); returns the names added."""
     from sqlalchemy import inspect
     from sqlalchemy.schema import CreateColumn
     present = {c["name"] for c in inspect(conn).get_columns(table.name)}
@@ -114,6 +117,7 @@ def _add_missing_columns(conn, table) -> None:
         if column.name not in present:
             ddl = CreateColumn(column).compile(dialect=conn.dialect)
             conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+    return {c.name for c in table.columns} - present
 
 
 # Migrations, applied in order; see the module docstring.
@@ -131,7 +135,15 @@ def _v3(conn) -> None:
     _add_missing_columns(conn, Smear.__table__)
 
 
-MIGRATIONS = [_v1, _v2, _v3]
+def _v4(conn) -> None:
+    """api_keys.role and api_keys.own_smears_only. Keys made before roles keep what every key could do
+    then (submit, read every smear, delete their own): the role 'submitter'. The key named 'admin',
+    which the first ``mdsdx serve`` creates, becomes 'admin'."""
+    if "role" in _add_missing_columns(conn, ApiKey.__table__):
+        conn.execute(update(ApiKey.__table__).where(ApiKey.__table__.c.name == "admin").values(role="admin"))
+
+
+MIGRATIONS = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -11,7 +11,7 @@ from flask import (Blueprint, abort, current_app, g, redirect, render_template, 
                    session, url_for)
 from sqlalchemy import func, select
 
-from service.auth import end_session, start_session, verify_key
+from service.auth import end_session, start_session, verify_key, visible_smear, visible_smears
 from service.db import Cell, Smear
 
 bp = Blueprint("pages", __name__, template_folder="templates")
@@ -43,8 +43,8 @@ def index():
     from service.api import MAX_PAGE
     page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
     per_page = 25
-    total = g.db.scalar(select(func.count()).select_from(Smear))
-    smears = g.db.scalars(select(Smear).order_by(Smear.created_at.desc(), Smear.id)
+    total = g.db.scalar(visible_smears(select(func.count()).select_from(Smear)))
+    smears = g.db.scalars(visible_smears(select(Smear)).order_by(Smear.created_at.desc(), Smear.id)
                           .offset((page - 1) * per_page).limit(per_page)).all()
     return render_template("smears.html", smears=smears, page=page, total=total,
                            pages=max(1, math.ceil(total / per_page)))
@@ -52,7 +52,7 @@ def index():
 
 @bp.route("/smears/<smear_id>")
 def report(smear_id):
-    smear = g.db.get(Smear, smear_id)
+    smear = visible_smear(g.db, smear_id)
     if smear is None:
         abort(404)
     return render_report(smear)
@@ -60,7 +60,8 @@ def report(smear_id):
 
 @bp.route("/smears/<smear_id>/cells/<int:position>.img")
 def cell_image(smear_id, position):
-    cell = g.db.scalar(select(Cell).where(Cell.smear_id == smear_id, Cell.position == position))
+    smear = visible_smear(g.db, smear_id)
+    cell = g.db.scalar(select(Cell).where(Cell.smear_id == smear.id, Cell.position == position)) if smear else None
     path = current_app.extensions["mdsdx"]["store"].path_for(cell.image_sha256) if cell else None
     if path is None:
         abort(404)
@@ -73,7 +74,7 @@ def cohort():
 
     from diagnose.report import cohort_heatmap_png
     ids = request.args.getlist("id")[:200]
-    smears = [s for s in (g.db.get(Smear, i) for i in ids) if s is not None]
+    smears = [s for s in (visible_smear(g.db, i) for i in ids) if s is not None]
     image = None
     if smears:
         keys = list(smears[0].result["shap"])

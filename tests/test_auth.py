@@ -3,6 +3,8 @@ laboratory system would."""
 import io
 from datetime import timedelta
 
+import pytest
+
 from conftest import csrf_token, jpeg_bytes, login
 
 
@@ -108,3 +110,121 @@ def test_forms_need_their_csrf_token(app, client, api_key):
 def test_the_api_ignores_session_cookies(app, client, api_key):
     login(client, api_key)
     assert client.get("/v1/smears").status_code == 401
+
+
+def make_key(app, name, role="submitter", own_smears_only=False):
+    from service.auth import create_key
+    with app.extensions["mdsdx"]["sessions"]() as db:
+        return create_key(db, name, role=role, own_smears_only=own_smears_only)
+
+
+def test_every_route_is_public_or_has_a_permission(app):
+    from service.auth import PERMISSIONS, PUBLIC_ENDPOINTS
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in PUBLIC_ENDPOINTS:
+            continue
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert (rule.endpoint, method) in PERMISSIONS, (rule.endpoint, method)
+
+
+# (method, path template, permission); {id} is a smear the submitter key posted
+ENDPOINTS = [
+    ("get", "/v1/smears", "read"), ("get", "/v1/smears/{id}", "read"), ("get", "/v1/smears/{id}/fhir", "read"),
+    ("get", "/v1/smears/{id}/report", "read"), ("post", "/v1/smears", "submit"), ("post", "/v1/granules", "submit"),
+    ("get", "/", "read"), ("get", "/smears/{id}", "read"), ("get", "/smears/{id}/cells/0.img", "read"),
+    ("get", "/cohort?id={id}", "read"), ("get", "/models", "read"), ("get", "/upload", "submit"),
+    ("post", "/upload", "submit"), ("delete", "/v1/smears/{id}", "delete"),
+]
+ALLOWED = {"reviewer": {"read"}, "submitter": {"read", "submit", "delete"}, "admin": {"read", "submit", "delete"}}
+
+
+@pytest.mark.parametrize("role", ["reviewer", "submitter", "admin"])
+@pytest.mark.parametrize("method,template,permission", ENDPOINTS)
+def test_roles_per_endpoint(app, role, method, template, permission):
+    owner = make_key(app, "owner")
+    smear = app.test_client().post("/v1/smears", data=smear_form(), content_type="multipart/form-data",
+                                   headers={"Authorization": f"Bearer {owner}"}).json
+    key = owner if role == "submitter" else make_key(app, role, role=role)  # a submitter deletes its own smear
+    path = template.format(id=smear["id"])
+    data = {"external_id": "X", "images": smear_form()["images"]} if method == "post" else None
+    r = getattr(app.test_client(), method)(path, data=data, content_type="multipart/form-data" if data else None,
+                                           headers={"Authorization": f"Bearer {key}"})
+    if permission in ALLOWED[role]:
+        assert r.status_code < 400, (role, method, path, r.status_code)
+    else:
+        assert r.status_code == 403, (role, method, path, r.status_code)
+        if path.startswith("/v1"):
+            assert f"role '{role}'" in r.json["message"]
+    r.close()
+
+
+def test_a_submitter_deletes_only_its_own_smears_an_admin_any(app):
+    owner, other, admin = make_key(app, "owner"), make_key(app, "other"), make_key(app, "root", role="admin")
+    c = app.test_client()
+    ids = [c.post("/v1/smears", data=smear_form(external_id=f"S{i}"), content_type="multipart/form-data",
+                  headers={"Authorization": f"Bearer {owner}"}).json["id"] for i in range(2)]
+    assert c.delete(f"/v1/smears/{ids[0]}", headers={"Authorization": f"Bearer {other}"}).status_code == 403
+    assert c.delete(f"/v1/smears/{ids[0]}", headers={"Authorization": f"Bearer {admin}"}).status_code == 200
+    assert c.delete(f"/v1/smears/{ids[1]}", headers={"Authorization": f"Bearer {owner}"}).status_code == 200
+
+
+def test_own_smears_only_keys_see_only_their_smears(app):
+    lab_a = make_key(app, "lab-a", own_smears_only=True)
+    lab_b = make_key(app, "lab-b")
+    c = app.test_client()
+
+    def submit(key, external_id):
+        return c.post("/v1/smears", data=smear_form(external_id=external_id), content_type="multipart/form-data",
+                      headers={"Authorization": f"Bearer {key}"}).json["id"]
+    mine, theirs = submit(lab_a, "A-1"), submit(lab_b, "B-1")
+    auth_a = {"Authorization": f"Bearer {lab_a}"}
+    listing = c.get("/v1/smears", headers=auth_a).json
+    assert listing["total"] == 1 and [s["id"] for s in listing["items"]] == [mine]
+    for path in (f"/v1/smears/{theirs}", f"/v1/smears/{theirs}/fhir", f"/v1/smears/{theirs}/report",
+                 f"/smears/{theirs}", f"/smears/{theirs}/cells/0.img"):
+        assert c.get(path, headers=auth_a).status_code == 404, path
+    assert c.delete(f"/v1/smears/{theirs}", headers=auth_a).status_code == 404
+    assert c.get(f"/v1/smears/{mine}", headers=auth_a).status_code == 200
+    assert c.get("/v1/smears", headers={"Authorization": f"Bearer {lab_b}"}).json["total"] == 2
+    page = app.test_client()
+    login(page, lab_a)
+    home = page.get("/").get_data(as_text=True)
+    assert "A-1" in home and "B-1" not in home
+    assert b"data:image/png" not in page.get(f"/cohort?id={theirs}").data
+
+
+def test_keys_cli_roles(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from cli import cli
+    monkeypatch.setenv("MDSDX_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    assert runner.invoke(cli, ["keys", "create", "viewer", "--role", "reviewer"]).exit_code == 0
+    assert runner.invoke(cli, ["keys", "create", "lab", "--own-smears-only"]).exit_code == 0
+    assert runner.invoke(cli, ["keys", "create", "x", "--role", "owner"]).exit_code == 2
+    listed = runner.invoke(cli, ["keys", "list"]).output
+    assert "viewer\tmdsdx_" in listed and "\treviewer\tall smears" in listed and "\tsubmitter\town smears" in listed
+
+
+def test_an_older_database_is_upgraded_in_place(tmp_path):
+    """A database made before sessions, fingerprints and roles (schema 1) keeps its keys and smears:
+    its keys become submitters (what every key could do), the key named 'admin' an admin."""
+    from sqlalchemy import text
+
+    from service.db import SCHEMA_VERSION, make_engine, migrate
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    migrate(engine)
+    with engine.begin() as conn:  # back to schema 1, as an mdsdx of that time left it
+        for table, column in (("api_keys", "role"), ("api_keys", "own_smears_only"), ("smears", "request_sha256")):
+            conn.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
+        conn.execute(text("DROP TABLE browser_sessions"))
+        conn.execute(text("DELETE FROM schema_version WHERE version > 1"))
+        conn.execute(text("INSERT INTO api_keys (name, prefix, key_hash, created_at) VALUES "
+                          "('admin', 'aa', 'h1', '2025-01-01'), ('lis', 'bb', 'h2', '2025-01-01')"))
+    assert migrate(engine) == SCHEMA_VERSION
+    with engine.connect() as conn:
+        roles = dict(conn.execute(text("SELECT name, role FROM api_keys")).all())
+        assert roles == {"admin": "admin", "lis": "submitter"}
+        assert conn.execute(text("SELECT count(*) FROM browser_sessions")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM api_keys WHERE own_smears_only")).scalar() == 0
+    engine.dispose()
