@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from core.errors import IdempotencyKeyReused, InvalidImage, InvalidInput, ModelLoadError
 from service.auth import may_delete, visible_smear, visible_smears
+from service.config import MAX_PAGE
 from service.db import GranuleBatch, Smear
 from service.smears import delete_smear, smear_json, submit_smear
 from service.uploads import UploadError, read_smear_upload, too_large_message
@@ -49,9 +50,6 @@ class DeletedOut(ma.Schema):
     images_removed = ma.fields.Integer(metadata={"description": "image files no other smear uses, removed now"})
     images_kept = ma.fields.Integer(metadata={"description": "unreferenced files used within MDSDX_IMAGE_GRACE_SECONDS; "
                                                              "`mdsdx smears gc` removes them later"})
-
-
-MAX_PAGE = 100_000  # 10 million smears at 100 a page; keeps the SQL OFFSET far inside a 64-bit integer
 
 
 class PageArgs(ma.Schema):

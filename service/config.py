@@ -26,6 +26,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 
+MAX_PAGE = 100_000  # listings: 10 million smears at 100 a page; keeps the SQL OFFSET far inside a 64-bit integer
+
+
 @dataclass(frozen=True)
 class ServiceConfig:
     home: Path = Path("mdsdx-home")

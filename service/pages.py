@@ -40,7 +40,7 @@ def render_report(smear: Smear) -> str:
 
 @bp.route("/")
 def index():
-    from service.api import MAX_PAGE
+    from service.config import MAX_PAGE
     page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
     per_page = 25
     total = g.db.scalar(visible_smears(select(func.count()).select_from(Smear)))
