@@ -100,6 +100,6 @@ def service_db():
     from service.db import make_engine, make_session_factory, migrate
     cfg = ServiceConfig.from_env()
     cfg.home.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(cfg.db_url)
+    engine = make_engine(cfg.db_url, cfg.database_timeout_seconds)
     migrate(engine)
     return cfg, make_session_factory(engine)()

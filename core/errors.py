@@ -29,3 +29,7 @@ class SomeInputsFailed(MdsdxError):
     """A batch command wrote what it could, and its output lists the inputs it skipped and why; the
     command line exits 1 (bad usage exits 2)."""
     exit_code = 1
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """An Idempotency-Key came again with a request that differs from the first one it was sent with."""

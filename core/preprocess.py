@@ -45,7 +45,12 @@ def _open(source: str | Path | bytes, name: str, limits: ImageLimits) -> Image.I
         stream = io.BytesIO(path.read_bytes())
     try:
         img = Image.open(stream)
-    except (UnidentifiedImageError, OSError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Image.open refuses a header declaring over 2 x Image.MAX_IMAGE_PIXELS (about 179 M) itself, and
+        # warns above half that (an exception where warnings are errors): both are bombs to us
+        raise InvalidImage(f"{name}: its header declares over {Image.MAX_IMAGE_PIXELS} pixels, over the "
+                           f"{limits.max_image_pixels}-pixel limit (a cell crop is about 360x360)") from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise InvalidImage(f"{name}: not a JPEG/PNG/TIFF/BMP image") from exc
     if img.format not in ACCEPTED_FORMATS:
         raise InvalidImage(f"{name}: {img.format} images are not accepted; send JPEG, PNG, TIFF or BMP")
@@ -55,6 +60,14 @@ def _open(source: str | Path | bytes, name: str, limits: ImageLimits) -> Image.I
     if min(w, h) < limits.min_image_px:
         raise InvalidImage(f"{name}: {w}x{h} pixels is too small for a cell crop (at least {limits.min_image_px} px a side)")
     return img
+
+
+def declared_pixels(source: str | Path | bytes, name: str, limits: ImageLimits = ImageLimits()) -> int:
+    """Width x height that the file's header declares, read without decoding the pixels; raises
+    :class:`InvalidImage` for what :func:`load_cell_image` would refuse before decoding (format,
+    bytes, pixels, a side under ``limits.min_image_px``)."""
+    width, height = _open(source, name, limits).size
+    return width * height
 
 
 def frame_px(input_px: int, field_of_view: float = 1.0) -> int:
@@ -82,8 +95,8 @@ def load_cell_image(source: str | Path | bytes, input_px: int, name: str | None 
             img.draft("RGB", (side, side))
         img = img.convert("RGB")
         img.load()
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InvalidImage(f"{name}: the image data is truncated or corrupt ({exc})") from exc
+    except Exception as exc:  # Pillow's decoders raise many types on malformed data (OSError, ValueError, SyntaxError, ...)
+        raise InvalidImage(f"{name}: the image data is truncated or corrupt ({type(exc).__name__}: {exc})") from exc
     return window_resize(img, input_px, side)
 
 

@@ -9,15 +9,19 @@ from flask import current_app, g, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from core.errors import InvalidImage, InvalidInput, ModelLoadError
-from service.auth import require_key
+from core.errors import IdempotencyKeyReused, InvalidImage, InvalidInput, ModelLoadError
+from service.auth import may_delete, visible_smear, visible_smears
+from service.config import MAX_PAGE
 from service.db import GranuleBatch, Smear
 from service.smears import delete_smear, smear_json, submit_smear
-from service.uploads import UploadError, read_smear_upload
+from service.uploads import UploadError, read_smear_upload, too_large_message
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 5  # about one database timeout: the lock a writer holds is usually gone by then
 blp = Blueprint("api", __name__, url_prefix="/v1", description="Smears, reports and granule scoring")
 
 
@@ -34,6 +38,11 @@ class SmearFiles(ma.Schema):
     archive = ma.fields.Raw(metadata={"type": "string", "format": "binary", "description": "one zip of the cell images"})
 
 
+class SmearUpload(SmearForm, SmearFiles):
+    """The documented body of POST /v1/smears: flask-smorest documents only the last of several
+    ``arguments`` of one request body, which left ``external_id`` out of the OpenAPI."""
+
+
 class DeletedOut(ma.Schema):
     id = ma.fields.String()
     deleted = ma.fields.Boolean()
@@ -44,7 +53,7 @@ class DeletedOut(ma.Schema):
 
 
 class PageArgs(ma.Schema):
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(1, MAX_PAGE))
     per_page = ma.fields.Integer(load_default=20, validate=ma.validate.Range(1, 100))
 
 
@@ -71,7 +80,8 @@ class SmearOut(ma.Schema):
 
 
 def error(status: int, message: str):
-    names = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 413: "Payload Too Large",
+    names = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+             413: "Payload Too Large",
              415: "Unsupported Media Type", 422: "Unprocessable Entity", 503: "Service Unavailable"}
     return jsonify(code=status, status=names.get(status, ""), message=message), status
 
@@ -79,15 +89,37 @@ def error(status: int, message: str):
 def register_error_handlers(app) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc):
-        limit = app.config["MDSDX"].max_upload_bytes
-        return error(413, f"the request body is over the {limit}-byte limit (MDSDX_MAX_UPLOAD_BYTES)")
+        return error(413, too_large_message(exc, app.config["MDSDX"], app.config["MAX_FORM_PARTS"],
+                                            app.config["MAX_FORM_MEMORY_SIZE"]))
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(SQLAlchemyTimeoutError)
+    def database_unavailable(exc):
+        # locked (SQLite "database is locked", PostgreSQL lock_timeout), unreachable, or no free connection:
+        # the request changed nothing (its transaction rolled back), so the client may simply retry
+        orig = getattr(exc, "orig", None) or exc
+        log.warning("database unavailable: %s: %s", type(orig).__name__, str(orig).splitlines()[0][:200] if str(orig) else "")
+        retry = str(RETRY_AFTER_SECONDS)
+        message = f"the database is busy or unreachable; nothing was changed, retry in {retry} s"
+        if request.path.startswith("/v1"):
+            response = jsonify(code=503, status="Service Unavailable", message=message)
+        else:
+            from flask import render_template
+            response = current_app.make_response(render_template("error.html", title="Busy", message=message))
+        response.status_code = 503
+        response.headers["Retry-After"] = retry
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
         if request.path.startswith("/v1") or request.path in ("/openapi.json",):
             messages = getattr(exc, "data", {}).get("messages") if hasattr(exc, "data") else None
             message = exc.description if not messages else f"invalid request: {messages}"
-            return error(exc.code or 500, message)
+            response, status = error(exc.code or 500, message)
+            for name, value in exc.get_headers():  # e.g. Allow on a 405, WWW-Authenticate
+                if name.lower() != "content-type":
+                    response.headers[name] = value
+            return response, status
         return exc
 
 
@@ -104,15 +136,13 @@ def _pipeline():
 
 @blp.route("/smears")
 class Smears(MethodView):
-    decorators = [require_key]
-
     @blp.arguments(PageArgs, location="query")
     @blp.response(200)
     def get(self, args):
         """List smears, newest first (paged)."""
         page, per_page = args["page"], args["per_page"]
-        total = g.db.scalar(select(func.count()).select_from(Smear))
-        rows = g.db.scalars(select(Smear).order_by(Smear.created_at.desc(), Smear.id)
+        total = g.db.scalar(visible_smears(select(func.count()).select_from(Smear)))
+        rows = g.db.scalars(visible_smears(select(Smear)).order_by(Smear.created_at.desc(), Smear.id)
                             .offset((page - 1) * per_page).limit(per_page)).all()
         return {"items": [smear_json(s, _base_url()) for s in rows], "page": page, "per_page": per_page, "total": total}
 
@@ -123,9 +153,13 @@ class Smears(MethodView):
     @blp.alt_response(400, description="malformed request or empty smear")
     @blp.alt_response(413, description="over a size or count limit")
     @blp.alt_response(415, description="not multipart/form-data")
-    @blp.alt_response(422, description="an image is not a readable cell image")
-    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "schema": {"type": "string"}, "required": False,
-                          "description": "a retry with the same key returns the first result instead of a new smear"}])
+    @blp.alt_response(422, description="an image is not a readable cell image, or the Idempotency-Key was first sent "
+                                       "with a different request")
+    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "schema": {"type": "string", "minLength": 1,
+                                                                             "maxLength": 200}, "required": False,
+                          "description": "a retry with the same key and request returns the first result instead of "
+                                         "a new smear"}],
+             requestBody={"required": True, "content": {"multipart/form-data": {"schema": SmearUpload}}})
     def post(self, form, _files):
         """Diagnose one smear: repeated `images` files or one `archive` zip, as multipart/form-data."""
         if not (request.mimetype or "").startswith("multipart/form-data"):
@@ -140,7 +174,7 @@ class Smears(MethodView):
                                           form["external_id"], form.get("patient_pseudonym"), g.api_key_id, key)
         except UploadError as exc:
             return error(exc.status, exc.message)
-        except InvalidImage as exc:
+        except (InvalidImage, IdempotencyKeyReused) as exc:
             return error(422, str(exc))
         except InvalidInput as exc:
             return error(400, str(exc))
@@ -160,17 +194,11 @@ class Smears(MethodView):
 
 
 def _get_smear(smear_id: str) -> Smear | None:
-    try:
-        uuid.UUID(smear_id)
-    except ValueError:
-        return None
-    return g.db.get(Smear, smear_id)
+    return visible_smear(g.db, smear_id)
 
 
 @blp.route("/smears/<smear_id>")
 class SmearItem(MethodView):
-    decorators = [require_key]
-
     @blp.response(200, SmearOut)
     @blp.alt_response(404, description="unknown smear id")
     def get(self, smear_id):
@@ -181,7 +209,7 @@ class SmearItem(MethodView):
         return jsonify(smear_json(smear, _base_url()))
 
     @blp.response(200, DeletedOut)
-    @blp.alt_response(403, description="the smear was submitted with another key")
+    @blp.alt_response(403, description="the smear was submitted with another key (and this key is not an admin)")
     @blp.alt_response(404, description="unknown smear id")
     def delete(self, smear_id):
         """Delete a smear, its cells and the images no other smear uses. Only the key that submitted it may."""
@@ -189,16 +217,14 @@ class SmearItem(MethodView):
         if smear is None:
             return error(404, f"no smear with id {smear_id!r}")
         cfg = current_app.config["MDSDX"]
-        if not cfg.dev and smear.api_key_id != g.api_key_id:
-            return error(403, "only the key that submitted a smear can delete it over the API; "
+        if not may_delete(smear):
+            return error(403, "only the key that submitted a smear, or an admin key, can delete it over the API; "
                               "an operator can delete any smear with `mdsdx smears delete ID`")
         return jsonify(delete_smear(g.db, current_app.extensions["mdsdx"]["store"], smear, cfg.image_grace_seconds))
 
 
 @blp.route("/smears/<smear_id>/fhir")
 class SmearFhir(MethodView):
-    decorators = [require_key]
-
     @blp.response(200)
     @blp.alt_response(404, description="unknown smear id")
     def get(self, smear_id):
@@ -214,8 +240,6 @@ class SmearFhir(MethodView):
 
 @blp.route("/smears/<smear_id>/report")
 class SmearReport(MethodView):
-    decorators = [require_key]
-
     @blp.response(200, content_type="text/html")
     @blp.alt_response(404, description="unknown smear id")
     def get(self, smear_id):
@@ -229,8 +253,6 @@ class SmearReport(MethodView):
 
 @blp.route("/granules")
 class Granules(MethodView):
-    decorators = [require_key]
-
     @blp.arguments(SmearFiles, location="files")
     @blp.response(200)
     @blp.alt_response(503, description="no AKIRA model loaded")

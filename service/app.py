@@ -53,13 +53,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     from service.metrics import ServiceMetrics
     from service.storage import ImageStore
 
+    from service.uploads import MdsdxRequest
     app = Flask(__name__, instance_relative_config=False)
+    app.request_class = MdsdxRequest
     test_config = dict(test_config or {})
     cfg = test_config.pop("MDSDX", None) or ServiceConfig.from_env()
     Path(cfg.home).mkdir(parents=True, exist_ok=True)
     app.config.update(
         MDSDX=cfg, SECRET_KEY=_secret_key(Path(cfg.home)), MAX_CONTENT_LENGTH=cfg.max_upload_bytes,
-        SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+        # a full smear is one part per image plus the text fields (external_id, pseudonym, CSRF token)
+        MAX_FORM_PARTS=cfg.max_images_per_smear + 16,
         API_TITLE="mdsdx", API_VERSION="v1", OPENAPI_VERSION="3.0.3", OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={"info": {"description": "MDS screening from peripheral-blood cell images. Research use only; "
@@ -69,7 +72,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     app.config.update(test_config)
 
-    engine = dbm.make_engine(cfg.db_url)
+    engine = dbm.make_engine(cfg.db_url, cfg.database_timeout_seconds)
     dbm.migrate(engine)
     session_factory = dbm.make_session_factory(engine)
     app.extensions["mdsdx"] = {"engine": engine, "sessions": session_factory, "store": ImageStore(cfg.images_dir),
@@ -104,7 +107,11 @@ def create_app(test_config: dict | None = None) -> Flask:
             response.headers["X-Mdsdx-Dev-Mode"] = "authentication-off"
         return response
 
-    from service import api, health, pages
+    from service import api, auth, health, pages
+    auth.init_app(app)
+    if cfg.forwarded_proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.forwarded_proxies, x_proto=cfg.forwarded_proxies)
     smorest = Api(app)
     smorest.register_blueprint(api.blp)
     app.register_blueprint(pages.bp)

@@ -9,17 +9,24 @@
 | ``MDSDX_MAX_IMAGE_BYTES`` | 10485760 | one image file, bytes |
 | ``MDSDX_MAX_IMAGE_PIXELS`` | 16777216 | one image, width x height (decompression-bomb guard) |
 | ``MDSDX_MAX_IMAGES_PER_SMEAR`` | 1000 | images in one smear |
+| ``MDSDX_MAX_REQUEST_PIXELS`` | 160000000 | sum of the pixels that a request's image headers declare, checked before decoding (1000 crops of 400 x 400) |
 | ``MDSDX_MAX_UPLOAD_BYTES`` | 209715200 | one request body, bytes |
 | ``MDSDX_MAX_ZIP_UNCOMPRESSED_BYTES`` | 524288000 | sum of a zip's uncompressed sizes |
 | ``MDSDX_MAX_ZIP_RATIO`` | 50 | largest compression ratio of a zip entry (zip-bomb guard) |
 | ``MDSDX_MAX_GRANULE_IMAGES`` | 200 | images in one ``/v1/granules`` request |
 | ``MDSDX_IMAGE_GRACE_SECONDS`` | 900 | deleting a smear keeps unreferenced images written or reused this recently, seconds |
+| ``MDSDX_DATABASE_TIMEOUT_SECONDS`` | 5 | longest wait for a database lock or connection; then 503 with ``Retry-After`` |
+| ``MDSDX_SESSION_IDLE_SECONDS`` | 28800 | a browser session unused this long ends (8 h), seconds |
+| ``MDSDX_FORWARDED_PROXIES`` | 0 | reverse proxies in front of the service whose ``X-Forwarded-Proto``/``-For`` are trusted (1 behind one nginx); HTTPS there makes the session cookie ``Secure`` |
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+
+
+MAX_PAGE = 100_000  # listings: 10 million smears at 100 a page; keeps the SQL OFFSET far inside a 64-bit integer
 
 
 @dataclass(frozen=True)
@@ -33,11 +40,15 @@ class ServiceConfig:
     max_image_bytes: int = 10 * 1024 * 1024
     max_image_pixels: int = 4096 * 4096
     max_images_per_smear: int = 1000
+    max_request_pixels: int = 1000 * 400 * 400  # a full smear of analyser crops (about 360 x 363) fits
     max_upload_bytes: int = 200 * 1024 * 1024
     max_zip_uncompressed_bytes: int = 500 * 1024 * 1024
     max_zip_ratio: int = 50
     max_granule_images: int = 200
     image_grace_seconds: int = 900
+    database_timeout_seconds: int = 5
+    session_idle_seconds: int = 8 * 3600
+    forwarded_proxies: int = 0
     load_models: bool = True
 
     @property

@@ -1,15 +1,17 @@
-"""``/healthz`` (alive), ``/readyz`` (models loaded and database reachable, with their versions,
-runtimes and the agreement checks that chose them) and ``/metrics`` (Prometheus)."""
+"""``/healthz`` (alive), ``/readyz`` (models loaded and the database writable within
+:data:`READY_DB_TIMEOUT_SECONDS`, with the models' versions, runtimes and the agreement checks that chose them) and ``/metrics`` (Prometheus)."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from service.db import ping
+from service.db import check_writable
 from service.model_cards import runtime_checks, served_runtimes
 
 bp = Blueprint("health", __name__)
+# a probe must answer quickly: a write lock held longer than this means requests are waiting too
+READY_DB_TIMEOUT_SECONDS = 1.0
 
 
 @bp.route("/healthz")
@@ -23,8 +25,9 @@ def readyz():
     checks = {"cell_model": ext.get("pipeline") is not None, "diagnoser": ext.get("pipeline") is not None,
               "granules_model": ext.get("granules") is not None}
     try:
-        checks["database"] = ping(ext["engine"])
-    except Exception:  # any driver error means not ready
+        check_writable(ext["engine"], min(READY_DB_TIMEOUT_SECONDS, current_app.config["MDSDX"].database_timeout_seconds))
+        checks["database"] = True
+    except Exception:  # any driver error (locked, unreachable) means not ready
         checks["database"] = False
     ready = checks["cell_model"] and checks["database"]
     body = {"status": "ready" if ready else "not ready", "checks": checks}

@@ -35,7 +35,7 @@ def init_home(app, create_admin_key: bool = True) -> dict:
     out = {"admin_key": None, "examples": 0}
     with ext["sessions"]() as db:
         if create_admin_key and not app.config["MDSDX"].dev and db.scalar(select(func.count()).select_from(ApiKey)) == 0:
-            out["admin_key"] = create_key(db, "admin")
+            out["admin_key"] = create_key(db, "admin", role="admin")
         if db.scalar(select(func.count()).select_from(Smear)) == 0:
             for external_id, archive in example_archives():
                 images = read_zip(archive.read_bytes(), app.config["MDSDX"])

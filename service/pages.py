@@ -11,7 +11,7 @@ from flask import (Blueprint, abort, current_app, g, redirect, render_template, 
                    session, url_for)
 from sqlalchemy import func, select
 
-from service.auth import require_login, verify_key
+from service.auth import end_session, start_session, verify_key, visible_smear, visible_smears
 from service.db import Cell, Smear
 
 bp = Blueprint("pages", __name__, template_folder="templates")
@@ -19,7 +19,7 @@ bp = Blueprint("pages", __name__, template_folder="templates")
 
 @bp.app_context_processor
 def common():
-    return {"dev": current_app.config["MDSDX"].dev, "signed_in": bool(session.get("key_id"))}
+    return {"dev": current_app.config["MDSDX"].dev, "signed_in": bool(g.get("via_session"))}
 
 
 def render_report(smear: Smear) -> str:
@@ -39,30 +39,29 @@ def render_report(smear: Smear) -> str:
 
 
 @bp.route("/")
-@require_login
 def index():
-    page = max(request.args.get("page", 1, type=int), 1)
+    from service.config import MAX_PAGE
+    page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
     per_page = 25
-    total = g.db.scalar(select(func.count()).select_from(Smear))
-    smears = g.db.scalars(select(Smear).order_by(Smear.created_at.desc(), Smear.id)
+    total = g.db.scalar(visible_smears(select(func.count()).select_from(Smear)))
+    smears = g.db.scalars(visible_smears(select(Smear)).order_by(Smear.created_at.desc(), Smear.id)
                           .offset((page - 1) * per_page).limit(per_page)).all()
     return render_template("smears.html", smears=smears, page=page, total=total,
                            pages=max(1, math.ceil(total / per_page)))
 
 
 @bp.route("/smears/<smear_id>")
-@require_login
 def report(smear_id):
-    smear = g.db.get(Smear, smear_id)
+    smear = visible_smear(g.db, smear_id)
     if smear is None:
         abort(404)
     return render_report(smear)
 
 
 @bp.route("/smears/<smear_id>/cells/<int:position>.img")
-@require_login
 def cell_image(smear_id, position):
-    cell = g.db.scalar(select(Cell).where(Cell.smear_id == smear_id, Cell.position == position))
+    smear = visible_smear(g.db, smear_id)
+    cell = g.db.scalar(select(Cell).where(Cell.smear_id == smear.id, Cell.position == position)) if smear else None
     path = current_app.extensions["mdsdx"]["store"].path_for(cell.image_sha256) if cell else None
     if path is None:
         abort(404)
@@ -70,13 +69,12 @@ def cell_image(smear_id, position):
 
 
 @bp.route("/cohort")
-@require_login
 def cohort():
     import numpy as np
 
     from diagnose.report import cohort_heatmap_png
     ids = request.args.getlist("id")[:200]
-    smears = [s for s in (g.db.get(Smear, i) for i in ids) if s is not None]
+    smears = [s for s in (visible_smear(g.db, i) for i in ids) if s is not None]
     image = None
     if smears:
         keys = list(smears[0].result["shap"])
@@ -87,7 +85,6 @@ def cohort():
 
 
 @bp.route("/models")
-@require_login
 def models():
     from service.model_cards import served_cards, served_runtimes
     return render_template("models.html", cards=served_cards(current_app.config["MDSDX"]),
@@ -95,7 +92,6 @@ def models():
 
 
 @bp.route("/models/<kind>/MODEL_CARD.md")
-@require_login
 def model_card(kind):
     from service.model_cards import card_markdown
     path = card_markdown(current_app.config["MDSDX"], kind)
@@ -105,7 +101,6 @@ def model_card(kind):
 
 
 @bp.route("/upload", methods=["GET", "POST"])
-@require_login
 def upload():
     from core.errors import MdsdxError
     from service.smears import submit_smear
@@ -120,7 +115,7 @@ def upload():
     try:
         images = read_smear_upload(request.files, cfg)
         smear, _ = submit_smear(g.db, current_app.extensions["mdsdx"]["store"], pipeline, images, external_id,
-                                (request.form.get("patient_pseudonym") or "").strip() or None, session.get("key_id"))
+                                (request.form.get("patient_pseudonym") or "").strip() or None, g.api_key_id)
     except UploadError as exc:
         return render_template("upload.html", cfg=cfg, error=exc.message), exc.status
     except MdsdxError as exc:
@@ -137,14 +132,19 @@ def login():
         row = verify_key(g.db, request.form.get("key", "").strip())
         if row is None:
             return render_template("login.html", next=nxt, error="that key is not valid or was revoked"), 401
+        token = start_session(g.db, row, current_app.config["MDSDX"].session_idle_seconds)
         session.clear()
-        session["key_id"] = row.id
+        session["sid"] = token
+        session.permanent = True  # the cookie's lifetime is the idle period, renewed on each response
         return redirect(nxt)
     return render_template("login.html", next=nxt, error=None)
 
 
-@bp.route("/logout")
+@bp.route("/logout", methods=["GET", "POST"])
 def logout():
+    """Ends the session in the database too: a copy of the cookie no longer opens anything."""
+    if session.get("sid"):
+        end_session(g.db, session["sid"])
     session.clear()
     return redirect(url_for("pages.login"))
 

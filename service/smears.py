@@ -12,6 +12,7 @@ images only when it commits, so files written or reused within the grace period
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -22,7 +23,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from service.db import Cell, Smear, as_utc
-from service.storage import ImageStore
+from core.errors import IdempotencyKeyReused
+from service.storage import ImageStore, sha256
 
 log = logging.getLogger(__name__)
 inference_lock = threading.Lock()  # TensorFlow already uses both cores; one smear at a time per worker
@@ -36,12 +38,28 @@ def find_idempotent(db, api_key_id, idempotency_key: str | None) -> Smear | None
                                          Smear.idempotency_key == idempotency_key))
 
 
+def request_fingerprint(images, external_id: str, patient_pseudonym: str | None) -> str:
+    """SHA-256 of what defines a smear request: its metadata and its files' names and contents, in order."""
+    parts = [external_id, patient_pseudonym, [(i.name, sha256(i.data)) for i in images]]
+    return sha256(json.dumps(parts, ensure_ascii=True).encode())
+
+
+def _replay(first: Smear, fingerprint: str, idempotency_key: str) -> tuple[Smear, bool]:
+    # smears stored before the fingerprint existed have none: they replay as before
+    if first.request_sha256 is not None and first.request_sha256 != fingerprint:
+        raise IdempotencyKeyReused(f"the Idempotency-Key {idempotency_key!r} was first sent with a different request "
+                                   f"(smear {first.id}); send a new key for a new smear")
+    return first, False
+
+
 def submit_smear(db, store: ImageStore, pipeline, images, external_id: str, patient_pseudonym: str | None,
                  api_key_id: int | None, idempotency_key: str | None = None, example: bool = False) -> tuple[Smear, bool]:
-    """Diagnose and store; returns (smear, created). A repeated Idempotency-Key returns the first smear."""
+    """Diagnose and store; returns (smear, created). A repeated Idempotency-Key with the same request
+    returns the first smear; with a different one it raises :class:`~core.errors.IdempotencyKeyReused`."""
+    fingerprint = request_fingerprint(images, external_id, patient_pseudonym)
     first = find_idempotent(db, api_key_id, idempotency_key)
     if first is not None:
-        return first, False
+        return _replay(first, fingerprint, idempotency_key)
     names = [i.name for i in images]
     with inference_lock:
         result = pipeline.diagnose_images([i.data for i in images], names, external_id)
@@ -50,7 +68,7 @@ def submit_smear(db, store: ImageStore, pipeline, images, external_id: str, pati
     summary = result.summary()
     summary["smear_id"] = external_id
     smear = Smear(id=smear_id, external_id=external_id, patient_pseudonym=patient_pseudonym, api_key_id=api_key_id,
-                  idempotency_key=idempotency_key, example=example, n_cells=result.n_cells, p_mds=result.p_mds,
+                  idempotency_key=idempotency_key, request_sha256=fingerprint, example=example, n_cells=result.n_cells, p_mds=result.p_mds,
                   call=result.call, threshold=result.threshold, cellnet_version=result.model_versions["cellnet"],
                   diagnoser_version=result.model_versions["diagnoser"], result=summary)
     smear.cells = [Cell(position=k, name=c.name, image_sha256=d, cell_type=c.cell_type, confidence=c.confidence,
@@ -64,7 +82,7 @@ def submit_smear(db, store: ImageStore, pipeline, images, external_id: str, pati
         store.remove_untouched(created)
         first = find_idempotent(db, api_key_id, idempotency_key)
         if first is not None:  # a concurrent retry with the same key won the race
-            return first, False
+            return _replay(first, fingerprint, idempotency_key)
         raise
     except BaseException:
         db.rollback()

@@ -130,3 +130,20 @@ def api_key(app):
     from service.auth import create_key
     with app.extensions["mdsdx"]["sessions"]() as db:
         return create_key(db, "lab-system")
+
+
+def csrf_token(client, path: str = "/login") -> str:
+    """The CSRF token of the form on ``path``, as a browser would send it back."""
+    import re
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, f"no CSRF token in the form of {path}"
+    return match.group(1)
+
+
+def login(client, key: str, next: str | None = None):
+    """Sign in through the /login form (with its CSRF token); returns the response."""
+    data = {"key": key, "csrf_token": csrf_token(client)}
+    if next is not None:
+        data["next"] = next
+    return client.post("/login", data=data)

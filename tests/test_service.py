@@ -1,4 +1,5 @@
 """The HTTP service driven through Flask's test client, as a laboratory system would drive it."""
+import contextlib
 import io
 import time
 import zipfile
@@ -6,7 +7,7 @@ import zipfile
 import pytest
 from PIL import Image
 
-from conftest import jpeg_bytes
+from conftest import csrf_token, jpeg_bytes, login
 
 
 def auth(key):
@@ -146,9 +147,18 @@ def test_zip_archive_upload(client, api_key):
 
 def test_idempotency_key_returns_first_result(app, client, api_key):
     first = post(client, api_key, smear_form(), **{"Idempotency-Key": "abc-1"})
-    again = post(client, api_key, smear_form(external_id="OTHER"), **{"Idempotency-Key": "abc-1"})
+    again = post(client, api_key, smear_form(), **{"Idempotency-Key": "abc-1"})
     assert first.status_code == 201 and again.status_code == 200
     assert again.json["id"] == first.json["id"] and again.headers["Idempotent-Replayed"] == "true"
+    assert count_smears(app) == 1
+
+
+def test_idempotency_key_reused_with_another_request_is_422(app, client, api_key):
+    """The IETF idempotency-key draft: a key reused with a different payload is 422, not a replay."""
+    assert post(client, api_key, smear_form(), **{"Idempotency-Key": "abc-2"}).status_code == 201
+    for changed in (smear_form(external_id="OTHER"), smear_form(n=5), smear_form(patient_pseudonym="PSN-1")):
+        r = post(client, api_key, changed, **{"Idempotency-Key": "abc-2"})
+        assert r.status_code == 422 and "different request" in r.json["message"]
     assert count_smears(app) == 1
 
 
@@ -242,8 +252,8 @@ def test_pages_need_login_then_show_reports(app, client, api_key):
     r = client.get("/")
     assert r.status_code == 302 and "/login" in r.headers["Location"]
     created = post(client, api_key, smear_form(external_id="PAGE-1")).json
-    assert client.post("/login", data={"key": "wrong"}).status_code == 401
-    r = client.post("/login", data={"key": api_key, "next": "/"})
+    assert login(client, "wrong").status_code == 401
+    r = login(client, api_key, next="/")
     assert r.status_code == 302
     home = client.get("/").get_data(as_text=True)
     assert "PAGE-1" in home
@@ -257,13 +267,14 @@ def test_pages_need_login_then_show_reports(app, client, api_key):
     cohort = client.get(f"/cohort?id={created['id']}")
     assert cohort.status_code == 200 and b"data:image/png;base64" in cohort.data
     assert client.get("/upload").status_code == 200
-    up = client.post("/upload", data=smear_form(external_id="FORM-1"), content_type="multipart/form-data")
+    up = client.post("/upload", data=smear_form(external_id="FORM-1", csrf_token=csrf_token(client, "/upload")),
+                     content_type="multipart/form-data")
     assert up.status_code == 302 and count_smears(app) == 2
     assert client.get("/login?next=https://evil.example/").status_code == 200
 
 
 def test_login_next_is_not_an_open_redirect(client, api_key):
-    r = client.post("/login", data={"key": api_key, "next": "https://evil.example/x"})
+    r = login(client, api_key, next="https://evil.example/x")
     assert r.status_code == 302 and r.headers["Location"] == "/"
 
 
@@ -410,7 +421,7 @@ def test_models_page_shows_the_cards_of_the_served_models(tiny_models, tmp_path)
         key = create_key(db, "reader")
     c = app.test_client()
     assert c.get("/models").status_code == 302  # login first
-    c.post("/login", data={"key": key})
+    login(c, key)
     page = c.get("/models").get_data(as_text=True)
     assert "tiny stage-1 network" in page and version in page and "12.5 %" in page and "&gt;= 98 %" in page
     assert "Tests only." in page and "Knows nothing." in page
@@ -442,3 +453,196 @@ def test_models_page_reads_the_shipped_cards(tmp_path, tiny_models):
     assert [c.kind for c in cards] == ["cellnet", "diagnoser", "akira"]
     assert all(c.card_matches for c in cards), [(c.kind, c.folder_version) for c in cards]
     assert all("Not for diagnosing patients" in c.card["intended_use"] for c in cards)
+
+
+def declared_png(width, height):
+    """A 16 x 16 PNG whose header claims ``width`` x ``height``: a few hundred bytes that a decoder
+    would expand to width x height pixels."""
+    import struct
+    import zlib
+    data = bytearray(_png(16, 16))
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("path", ["/v1/smears", "/v1/granules", "/upload"])
+def test_an_image_declaring_400_million_pixels_is_4xx(app, client, api_key, path):
+    bomb = declared_png(20000, 20000)
+    assert len(bomb) < 1000
+    data = {"external_id": "BOMB", "images": [(io.BytesIO(bomb), "bomb.png")]}
+    r = client.post(path, data=data, headers=auth(api_key), content_type="multipart/form-data")
+    assert r.status_code == 422
+    assert "pixel limit" in (r.json["message"] if r.is_json else r.get_data(as_text=True))
+    assert count_smears(app) == 0 and stored_files(app) == []
+
+
+def test_decoder_maps_pillow_bomb_errors_to_invalid_image():
+    from core.errors import InvalidImage
+    from core.preprocess import ImageLimits, load_cell_image
+    limits = ImageLimits(max_image_pixels=10**12)  # past our own limit: Pillow's guard speaks
+    for side in (10000, 20000):  # above half of Pillow's limit it warns, above the limit it raises
+        with pytest.raises(InvalidImage, match="pixel limit"):
+            load_cell_image(declared_png(side, side), 64, "bomb.png", limits)
+
+
+def test_total_pixels_per_request_are_capped_before_decoding(app, client, api_key):
+    """40 images whose headers declare 4096 x 4096 each (each within the per-image limit) are refused
+    from their headers: the pixel data is not valid, so decoding them would have said 'corrupt'."""
+    images = [(io.BytesIO(declared_png(4096, 4096)), f"big_{i}.png") for i in range(40)]
+    r = post(client, api_key, {"external_id": "HUGE", "images": images})
+    assert r.status_code == 413 and "MDSDX_MAX_REQUEST_PIXELS" in r.json["message"]
+    r = client.post("/v1/granules", data={"images": [(io.BytesIO(declared_png(4096, 4096)), f"m{i}.png") for i in range(10)]},
+                    headers=auth(api_key), content_type="multipart/form-data")
+    assert r.status_code == 413 and "pixels in all" in r.json["message"]
+    assert count_smears(app) == 0 and stored_files(app) == []
+
+
+def _corrupt_zip(kind):
+    """A one-image zip made unreadable in one way; header fields patched as a broken tool would."""
+    import struct
+    compression = zipfile.ZIP_STORED if kind in ("bad crc", "lying size") else zipfile.ZIP_DEFLATED
+    data = bytearray(_zip([("cell.jpg", jpeg_bytes(3))], compression))
+    local, central = 0, data.index(b"PK\x01\x02")
+    if kind == "bad crc":
+        data[200] ^= 0xFF  # inside the stored image bytes
+    elif kind == "bad deflate":
+        data[60:90] = b"\xff" * 30  # inside the deflate stream
+    elif kind == "unsupported method":
+        for at in (local + 8, central + 10):
+            data[at:at + 2] = struct.pack("<H", 9)  # deflate64, which zipfile cannot read
+    elif kind == "encrypted":
+        for at in (local + 6, central + 8):
+            data[at] |= 0x1
+    elif kind == "lying size":
+        for at in (local + 22, central + 24):
+            data[at:at + 4] = struct.pack("<I", 500)  # the header says 500 bytes; the entry holds more
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", ["bad crc", "bad deflate", "unsupported method", "encrypted", "lying size"])
+def test_a_zip_with_a_corrupt_entry_is_400_and_stores_nothing(app, client, api_key, kind):
+    archive = {"archive": (io.BytesIO(_corrupt_zip(kind)), "smear.zip")}
+    r = post(client, api_key, {"external_id": "ZIP-BAD", **archive})
+    assert r.status_code == 400, r.json
+    assert "cell.jpg" in r.json["message"]
+    assert count_smears(app) == 0 and stored_files(app) == []
+    r = client.post("/v1/granules", data={"archive": (io.BytesIO(_corrupt_zip(kind)), "m.zip")}, headers=auth(api_key),
+                    content_type="multipart/form-data")
+    assert r.status_code == 400
+
+
+def test_paging_arguments_are_bounded(app, client, api_key):
+    for query in ("page=9223372036854775807", "page=99999999999999999999999", "page=0", "per_page=101",
+                  "per_page=-1", "page=1e400", "page=nan"):
+        r = client.get(f"/v1/smears?{query}", headers=auth(api_key))
+        assert r.status_code == 422 and r.is_json, (query, r.status_code)
+    spec = client.get("/openapi.json").json
+    page = [p for p in spec["paths"]["/v1/smears"]["get"]["parameters"] if p["name"] == "page"][0]
+    assert page["schema"]["maximum"] == 100_000
+    login(client, api_key)
+    assert client.get("/?page=9223372036854775807").status_code == 200
+
+
+@contextlib.contextmanager
+def write_lock_held(url):
+    """Another process's writer holding the database's lock (SQLite: an EXCLUSIVE transaction;
+    PostgreSQL: the tables locked)."""
+    if url.startswith("sqlite"):
+        import sqlite3
+        con = sqlite3.connect(url.split("sqlite:///", 1)[1], isolation_level=None)
+        con.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            con.execute("ROLLBACK")
+            con.close()
+    else:
+        from sqlalchemy import create_engine, text
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn, conn.begin():
+                conn.execute(text("LOCK TABLE api_keys, smears, browser_sessions IN ACCESS EXCLUSIVE MODE"))
+                yield
+        finally:
+            engine.dispose()
+
+
+def test_a_locked_database_is_503_with_retry_after_and_not_ready(tiny_models, tiny_pipeline, tmp_path):
+    from conftest import service_config
+    from service.app import create_app
+    from service.auth import create_key
+    app = create_app({"MDSDX": service_config(tmp_path / "home", tiny_models, database_timeout_seconds=1),
+                      "TESTING": True})
+    app.extensions["mdsdx"]["pipeline"] = tiny_pipeline
+    with app.extensions["mdsdx"]["sessions"]() as db:
+        key = create_key(db, "lis")
+    client, browser = app.test_client(), app.test_client()
+    login(browser, key)
+    assert client.get("/readyz").json["checks"]["database"] is True
+    with write_lock_held(app.config["MDSDX"].db_url):
+        started = time.perf_counter()
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json["checks"]["database"] is False
+        assert time.perf_counter() - started < 3
+        for r in (post(client, key, smear_form(3, "LOCKED")), client.get("/v1/smears", headers=auth(key))):
+            assert r.status_code == 503 and r.is_json and "retry" in r.json["message"], r.status_code
+            assert int(r.headers["Retry-After"]) > 0
+        page = browser.get("/")
+        assert page.status_code == 503 and "Retry-After" in page.headers
+    assert count_smears(app) == 0 and stored_files(app) == []
+    assert client.get("/readyz").status_code == 200
+    assert post(client, key, smear_form(3, "AFTER")).status_code == 201
+
+
+def test_413_says_which_limit(app, client, api_key):
+    many = "".join(f'--B\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\nx\r\n' for i in range(100)) + "--B--\r\n"
+    r = client.post("/v1/smears", data=many.encode(), content_type="multipart/form-data; boundary=B", headers=auth(api_key))
+    assert r.status_code == 413 and "more than 56 parts" in r.json["message"]  # 40 images + 16
+    long = '--B\r\nContent-Disposition: form-data; name="external_id"\r\n\r\n' + "x" * 600_000 + "\r\n--B--\r\n"
+    r = client.post("/v1/smears", data=long.encode(), content_type="multipart/form-data; boundary=B", headers=auth(api_key))
+    assert r.status_code == 413 and "text field" in r.json["message"] and "8000000" not in r.json["message"]
+    r = post(client, api_key, smear_form(40))  # a full smear is not too many parts
+    assert r.status_code == 201, r.json
+
+
+def test_a_non_utf8_file_name_is_a_clear_400(app, client, api_key):
+    body = (b'--B\r\nContent-Disposition: form-data; name="external_id"\r\n\r\nX1\r\n'
+            b'--B\r\nContent-Disposition: form-data; name="images"; filename="c\xe9ll.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n" + jpeg_bytes(0) + b"\r\n--B--\r\n")
+    r = client.post("/v1/smears", data=body, content_type="multipart/form-data; boundary=B", headers=auth(api_key))
+    assert r.status_code == 400 and "UTF-8" in r.json["message"] and "external_id" not in r.json["message"]
+    assert count_smears(app) == 0
+
+
+def test_openapi_marks_external_id_required(client):
+    spec = client.get("/openapi.json").json
+    body = spec["paths"]["/v1/smears"]["post"]["requestBody"]
+    ref = body["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+    schema = spec["components"]["schemas"][ref]
+    assert schema["required"] == ["external_id"]
+    assert {"external_id", "patient_pseudonym", "images", "archive"} <= set(schema["properties"])
+
+
+def test_405_carries_allow(client, api_key):
+    for method, path, allowed in (("put", "/v1/smears", {"GET", "POST"}), ("patch", "/v1/granules", {"POST"}),
+                                  ("post", "/v1/smears/00000000-0000-0000-0000-000000000000", {"GET", "DELETE"}),
+                                  ("delete", "/healthz", {"GET"})):
+        r = getattr(client, method)(path, headers=auth(api_key))
+        assert r.status_code == 405, (method, path)
+        assert allowed <= {m.strip() for m in r.headers["Allow"].split(",")}
+    assert client.put("/v1/smears").is_json
+
+
+@pytest.mark.parametrize("name", ["cell\x00.jpg", "cell\x1b[31m.jpg", "c" * 5000 + ".jpg"])
+def test_file_names_with_control_characters_or_too_long_are_400(app, client, api_key, name):
+    body = (b'--B\r\nContent-Disposition: form-data; name="external_id"\r\n\r\nX1\r\n'
+            b'--B\r\nContent-Disposition: form-data; name="images"; filename="' + name.encode() + b'"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\n" + jpeg_bytes(0) + b"\r\n--B--\r\n")
+    r = client.post("/v1/smears", data=body, content_type="multipart/form-data; boundary=B", headers=auth(api_key))
+    assert r.status_code == 400 and r.is_json and "file name" in r.json["message"], r.json
+    assert len(r.json["message"]) < 300
+    archive = _zip([("smear/" + "d" * 300 + ".jpg", jpeg_bytes(0))])
+    r = post(client, api_key, {"external_id": "Z", "archive": (io.BytesIO(archive), "a.zip")})
+    assert r.status_code == 400 and "over 255 characters" in r.json["message"]
+    assert count_smears(app) == 0
