@@ -319,6 +319,10 @@ def evaluate_evidence(model_dir: Path, train_run: Path, cohorts_dir: Path, out: 
                     f"{version}, featurized through the stage-1 CNN", out / "roc.png",
             (shipped_row["auc_lo"], shipped_row["auc_hi"]), (m["sensitivity"], m["specificity"]))
     shap_values, _ = shipped.explain(frame)
+    from featurize.smear import parameter_names
+    mean_abs = np.abs(shap_values).mean(0)
+    shap_top = [{"parameter": parameter_names()[parameter_ids()[i]], "mean_abs_shap": float(mean_abs[i])}
+                for i in np.argsort(-mean_abs)[:8]]
     sample = np.random.default_rng(0).permutation(len(c.y))[:60]
     cohort_heatmap_png([str(c.smear_ids[i]) for i in sample], shap_values[sample], [str(c.diagnosis[i]) for i in sample],
                        path=out / "heatmap.png",
@@ -338,6 +342,7 @@ def evaluate_evidence(model_dir: Path, train_run: Path, cohorts_dir: Path, out: 
                                                     "percentile 95 %"),
         "crops": crops, "validation": validation, "ablation": rows, "shipped_at_threshold": at_threshold,
         "dose_response": dose_rows, "dysplastic_share": shares, "detection_limit": limit,
+        "shap_top": {"cohort": fig_design, "parameters": shap_top},
         "detection_rule": f"lowest MDS dysplasia rate at which sensitivity at {100 * TARGET_SPECIFICITY:.0f} % specificity "
                           f"reaches {100 * DETECTION_SENSITIVITY:.0f} % (all 114 parameters, matched design)",
         "data": "SIMULATED cohorts (mdsdx simulate) from test-split crops, featurized through the stage-1 CNN"}

@@ -163,3 +163,11 @@ def test_train_then_evaluate_diagnoser_once(tmp_path, data_root, tiny_models):
     m = evaluate_evidence(tmp_path / "run", tmp_path / "run", tmp_path / "sealed", tmp_path / "eval2", force=True,
                           note="test", **kwargs)
     assert m["ledger_entries"][0]["forced"] and len(ledger.read_text().splitlines()) == 2
+    # the card: every results row says SIMULATED, the forced re-score and the earlier reuse are stated
+    from diagnose.card import diagnoser_card
+    card = diagnoser_card(tmp_path / "run", tmp_path / "eval2", ["mdsdx train diagnosis ..."], ledger=ledger)
+    assert all("SIMULATED" in name for name in card["metrics"] if name != "decision threshold on P(MDS)")
+    text = (tmp_path / "run" / "MODEL_CARD.md").read_text()
+    assert "forced re-scores: 1" in text and "seed 202" in text and "Detection limit" in text
+    with pytest.raises(ValueError):
+        diagnoser_card(tiny_models["diagnoser"], tmp_path / "eval2", [], ledger=ledger)
