@@ -145,3 +145,15 @@ def smear_parameters(cells: CohortCells, cell_weights: np.ndarray | None = None)
     frame = ParameterMaker(cells)(cell_weights)
     frame["diagnosis"] = cells.diagnosis
     return frame
+
+
+def with_true_types(cells: CohortCells) -> CohortCells:
+    """The same cells with the simulator's true types as one-hot type probabilities: the type mix the
+    simulator drew, before the stage-1 model reads it (a dysplastic cell can be called another type).
+    Its type proportions show what a design put into the mix; never an input of a shipped model."""
+    from core.taxonomy import load_taxonomy
+    abbrs = load_taxonomy().type_abbrs
+    onehot = (cells.cell_type[:, None] == np.array(abbrs)[None, :]).astype(np.float64)
+    return CohortCells(smear_ids=cells.smear_ids, diagnosis=cells.diagnosis, cell_smear=cells.cell_smear,
+                       cell_crop=cells.cell_crop, cell_type=cells.cell_type, type_probs=onehot,
+                       feature_probs=cells.feature_probs)

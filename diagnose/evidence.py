@@ -34,7 +34,9 @@ from featurize.smear import parameter_ids
 log = logging.getLogger(__name__)
 TARGET_SPECIFICITY = 0.95
 DETECTION_SENSITIVITY = 0.90
-SET_NAMES = {"proportions": "type proportions only (17)", "features": "feature rates only (97)", "all": "all 114 parameters"}
+TRUE_PROPORTIONS = "true_proportions"   # the simulator's own type mix: a check of the design, not a screen
+SET_NAMES = {TRUE_PROPORTIONS: "true type proportions (simulator's labels, 17)", "proportions": "type proportions only (17)",
+             "features": "feature rates only (97)", "all": "all 114 parameters"}
 
 
 def sensitivity_at_specificity(y: np.ndarray, score: np.ndarray, specificity: float = TARGET_SPECIFICITY,
@@ -80,14 +82,20 @@ def _percentiles(values: list[dict], key: str) -> list[float]:
 def cluster_bootstrap(cells: CohortCells, models: dict, resamples: int = 1000, seed: int = 0) -> BootstrapResult:
     """Point figures and 95 % intervals of every model of ``models`` (name -> (model, parameter_set)) on one
     cohort. Each resample draws smears with replacement within each diagnosis and source crops with
-    replacement within each crop type, independently; the smear-only intervals redraw the smears alone."""
-    maker = ParameterMaker(cells)
+    replacement within each crop type, independently; the smear-only intervals redraw the smears alone.
+    A model of parameter set ``true_proportions`` reads the simulator's true type proportions
+    (:func:`diagnose.cohort_cells.with_true_types`) instead of the stage-1 model's."""
+    from diagnose.cohort_cells import with_true_types
+    makers = {"cnn": ParameterMaker(cells), "truth": ParameterMaker(with_true_types(cells))}
     y = cells.y
 
-    def scores(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        return {name: m.predict_proba(select_parameters(frame, subset))[:, 1] for name, (m, subset) in models.items()}
+    def scores(weights=None) -> dict[str, np.ndarray]:
+        frames = {k: mk(weights) for k, mk in makers.items()}
+        return {name: m.predict_proba(select_parameters(frames["truth" if subset == TRUE_PROPORTIONS else "cnn"],
+                                                        "proportions" if subset == TRUE_PROPORTIONS else subset))[:, 1]
+                for name, (m, subset) in models.items()}
 
-    base = scores(maker())
+    base = scores()
     point = {name: _metrics(y, s) for name, s in base.items()}
     strata = crop_strata(cells)
     crop_index = pd.Index(strata.index)
@@ -103,7 +111,7 @@ def cluster_bootstrap(cells: CohortCells, models: dict, resamples: int = 1000, s
         crop_w = np.zeros(len(crop_index))
         for idx in groups:
             np.add.at(crop_w, rng.choice(idx, len(idx)), 1.0)
-        resampled = scores(maker(crop_w[cell_crop]))
+        resampled = scores(crop_w[cell_crop])
         keep = smear_w > 0
         for name in models:
             cluster[name].append(_metrics(y[keep], resampled[name][keep], smear_w[keep]))
@@ -186,16 +194,23 @@ def dose_response_png(table: pd.DataFrame, path: Path, aa_share: float | None = 
     plt.close(fig)
 
 
-def _ablation_models(train_run: Path, designs: tuple[str, ...], max_depth_grid, random_state: int) -> tuple[dict, dict]:
+def _ablation_models(train_run: Path, designs: tuple[str, ...], max_depth_grid, random_state: int,
+                     predictor) -> tuple[dict, dict]:
     """design -> parameter set -> the diagnoser fitted on the design's training cohort and chosen on its
-    validation cohort; and the validation records."""
+    validation cohort; and the validation records. ``true_proportions``: the same on the simulator's
+    true type proportions of those cohorts."""
+    from diagnose.cohort_cells import predict_cohort, smear_parameters, with_true_types
     from diagnose.train import fit_chosen
     models, records = {}, {}
     for design in designs:
-        train = pd.read_csv(Path(train_run) / f"{design}_train_features.csv", index_col="smear_id")
-        val = pd.read_csv(Path(train_run) / f"{design}_val_features.csv", index_col="smear_id")
-        for subset in PARAMETER_SETS:
-            model, record = fit_chosen(train, val, subset, max_depth_grid, random_state)
+        frames = {split: pd.read_csv(Path(train_run) / f"{design}_{split}_features.csv", index_col="smear_id")
+                  for split in ("train", "val")}
+        truth = {split: smear_parameters(with_true_types(predict_cohort(predictor, Path(train_run) / f"{design}_{split}_cohort")))
+                 for split in ("train", "val")}
+        for subset in (*PARAMETER_SETS, TRUE_PROPORTIONS):
+            train, val = (truth["train"], truth["val"]) if subset == TRUE_PROPORTIONS else (frames["train"], frames["val"])
+            model, record = fit_chosen(train, val, "proportions" if subset == TRUE_PROPORTIONS else subset,
+                                       max_depth_grid, random_state)
             models.setdefault(design, {})[subset] = model
             records[f"{design}/{subset}"] = record
     return models, records
@@ -256,7 +271,7 @@ def evaluate_evidence(model_dir: Path, train_run: Path, cohorts_dir: Path, out: 
     seed = int(spec["bootstrap"]["seed"])
 
     ablation, validation = _ablation_models(Path(train_run), designs, train_config["max_depth_grid"],
-                                            train_config["random_state"])
+                                            train_config["random_state"], predictor)
     shipped = diagnosers[Path(model_dir)]
     version = shipped.metadata_["version"]
     compare = {f"{diagnosers[d].metadata_['version']} (compared)": (diagnosers[d], "all") for d in compare_dirs}
@@ -266,10 +281,10 @@ def evaluate_evidence(model_dir: Path, train_run: Path, cohorts_dir: Path, out: 
             continue
         c = cells[design]
         crops[design] = c.crop_summary()
-        models = {f"{design}/{s}": (ablation[design][s], s) for s in PARAMETER_SETS}
+        models = {f"{design}/{s}": (ablation[design][s], s) for s in (*PARAMETER_SETS, TRUE_PROPORTIONS)}
         models[f"{version} (shipped)"] = (shipped, "all")
         models.update(compare)
-        labels = {f"{design}/{s}": (design, s) for s in PARAMETER_SETS}
+        labels = {f"{design}/{s}": (design, s) for s in (*PARAMETER_SETS, TRUE_PROPORTIONS)}
         labels[f"{version} (shipped)"] = (train_config["design"], "all")
         labels.update({k: ("literature", "all") for k in compare})
         log.info("cluster bootstrap on the sealed %s cohort (%d resamples)", design, resamples)
@@ -278,6 +293,15 @@ def evaluate_evidence(model_dir: Path, train_run: Path, cohorts_dir: Path, out: 
         frame["diagnosis"] = c.diagnosis
         at_threshold[design] = {name: evaluate_diagnoser(m, frame, resamples, seed)
                                 for name, (m, _) in models.items() if name.endswith("(shipped)") or name in compare}
+    type_signal = {}
+    for design in at_threshold:
+        # which proportions separate the diagnoses, one at a time: the simulator's true ones against the
+        # stage-1 model's (which see dysplasia when a dysplastic cell is called another type)
+        from diagnose.cohort_cells import with_true_types
+        cnn, truth = ParameterMaker(cells[design])(), ParameterMaker(with_true_types(cells[design]))()
+        y = cells[design].y
+        type_signal[design] = {col[5:]: {"truth_auc": auc(y, truth[col].to_numpy()), "stage1_auc": auc(y, cnn[col].to_numpy())}
+                               for col in parameter_ids() if col.startswith("type_") and truth[col].nunique() > 1}
     ablation_table = pd.DataFrame(rows)
     ablation_table.to_csv(out / "ablation.csv", index=False)
 
@@ -340,7 +364,7 @@ def evaluate_evidence(model_dir: Path, train_run: Path, cohorts_dir: Path, out: 
         "resamples": resamples, "interval_method": ("two-way cluster bootstrap: smears within diagnosis and source crops "
                                                     "within crop type, resampled independently (pigeonhole bootstrap), "
                                                     "percentile 95 %"),
-        "crops": crops, "validation": validation, "ablation": rows, "shipped_at_threshold": at_threshold,
+        "crops": crops, "validation": validation, "type_signal": type_signal, "ablation": rows, "shipped_at_threshold": at_threshold,
         "dose_response": dose_rows, "dysplastic_share": shares, "detection_limit": limit,
         "shap_top": {"cohort": fig_design, "parameters": shap_top},
         "detection_rule": f"lowest MDS dysplasia rate at which sensitivity at {100 * TARGET_SPECIFICITY:.0f} % specificity "

@@ -155,7 +155,8 @@ def test_train_then_evaluate_diagnoser_once(tmp_path, data_root, tiny_models):
     for name in ("metrics.json", "ablation.csv", "dose_response.csv", "dose_response.png", "roc.png", "heatmap.png"):
         assert (tmp_path / "eval" / name).is_file(), name
     table = pd.read_csv(tmp_path / "eval" / "ablation.csv")
-    assert set(table["cohort"]) == {"literature", "matched"} and len(table) == 8
+    assert set(table["cohort"]) == {"literature", "matched"} and len(table) == 10
+    assert "true_proportions" in set(table["parameter_set"]) and set(m["type_signal"]) == {"literature", "matched"}
     assert set(pd.read_csv(tmp_path / "eval" / "dose_response.csv")["rate"]) == {0.0, 0.3}
     assert m["crops"]["matched"]["distinct_crops"] > 0 and len(ledger.read_text().splitlines()) == 1
     with pytest.raises(InvalidInput):
@@ -171,3 +172,12 @@ def test_train_then_evaluate_diagnoser_once(tmp_path, data_root, tiny_models):
     assert "forced re-scores: 1" in text and "seed 202" in text and "Detection limit" in text
     with pytest.raises(ValueError):
         diagnoser_card(tiny_models["diagnoser"], tmp_path / "eval2", [], ledger=ledger)
+
+
+def test_true_types_are_one_hot_proportions():
+    from diagnose.cohort_cells import with_true_types
+    cells = _cells()
+    cells.cell_type[::2] = "LY"
+    frame = smear_parameters(with_true_types(cells))
+    assert np.allclose(frame["type_LY"], 0.5) and np.allclose(frame["type_SNE"], 0.5)
+    assert np.allclose(frame.filter(like="type_").sum(axis=1), 1.0)
