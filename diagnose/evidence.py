@@ -71,7 +71,35 @@ class BootstrapResult:
 
 
 def _metrics(y, score, w=None) -> dict[str, float]:
-    return {"auc": auc(y, score, w), "sens_at_95spec": sensitivity_at_specificity(y, score, TARGET_SPECIFICITY, w)}
+    """AUC and sensitivity at 95 % specificity from one sklearn.metrics.roc_curve (the area under the full
+    curve equals roc_auc_score, ties included)."""
+    from sklearn.metrics import auc as area, roc_curve
+    fpr, tpr, _ = roc_curve(y, score, sample_weight=w, drop_intermediate=False)
+    ok = fpr <= 1.0 - TARGET_SPECIFICITY + 1e-12
+    return {"auc": float(area(fpr, tpr)), "sens_at_95spec": float(tpr[ok].max()) if ok.any() else 0.0}
+
+
+def _margin(model, X: np.ndarray) -> np.ndarray:
+    """The model's margin on a (n, 114) float32 matrix, without building a DataFrame: the ranking
+    metrics are unchanged by the monotone Platt calibration (slope > 0, checked)."""
+    if model.platt_[0] <= 0:
+        raise ValueError("a Platt slope <= 0 would reverse the ranking; score the calibrated probability instead")
+    if model.native_ is not None:
+        return model.native_.margin(X)
+    return model.model_.predict(X, output_margin=True)
+
+
+def _blank(X: np.ndarray, parameter_set: str) -> np.ndarray:
+    """:func:`diagnose.train.select_parameters` on a matrix in parameter_ids() order."""
+    if parameter_set == "all":
+        return X
+    X = X.copy()
+    n_types = sum(c.startswith("type_") for c in parameter_ids())
+    if parameter_set == "proportions":
+        X[:, n_types:] = np.nan
+    else:
+        X[:, :n_types] = np.nan
+    return X
 
 
 def _percentiles(values: list[dict], key: str) -> list[float]:
@@ -90,9 +118,9 @@ def cluster_bootstrap(cells: CohortCells, models: dict, resamples: int = 1000, s
     y = cells.y
 
     def scores(weights=None) -> dict[str, np.ndarray]:
-        frames = {k: mk(weights) for k, mk in makers.items()}
-        return {name: m.predict_proba(select_parameters(frames["truth" if subset == TRUE_PROPORTIONS else "cnn"],
-                                                        "proportions" if subset == TRUE_PROPORTIONS else subset))[:, 1]
+        mats = {k: mk(weights)[parameter_ids()].to_numpy(np.float32) for k, mk in makers.items()}
+        return {name: _margin(m, _blank(mats["truth" if subset == TRUE_PROPORTIONS else "cnn"],
+                                        "proportions" if subset == TRUE_PROPORTIONS else subset))
                 for name, (m, subset) in models.items()}
 
     base = scores()
