@@ -80,13 +80,11 @@ def _metrics(y, score, w=None) -> dict[str, float]:
 
 
 def _margin(model, X: np.ndarray) -> np.ndarray:
-    """The model's margin on a (n, 114) float32 matrix, without building a DataFrame: the ranking
-    metrics are unchanged by the monotone Platt calibration (slope > 0, checked)."""
-    if model.platt_[0] <= 0:
-        raise ValueError("a Platt slope <= 0 would reverse the ranking; score the calibrated probability instead")
-    if model.native_ is not None:
-        return model.native_.margin(X)
-    return model.model_.predict(X, output_margin=True)
+    """A score ranked as the model's calibrated probability, on a (n, 114) float32 matrix, without
+    building a DataFrame: the margin times the sign of the Platt slope (a slope of 0, a model whose
+    out-of-fold margins carried nothing, gives every smear the same probability)."""
+    margin = model.native_.margin(X) if model.native_ is not None else model.model_.predict(X, output_margin=True)
+    return np.sign(model.platt_[0]) * margin
 
 
 def _blank(X: np.ndarray, parameter_set: str) -> np.ndarray:
