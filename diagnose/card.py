@@ -194,7 +194,10 @@ def diagnoser_card(model_dir: Path, evaluation_dir: Path, commands: list[str], t
                    "blasts and immature granulocytes that real MDS can show. The dysplasia the simulator paints is "
                    "what the stage-1 model was trained to see (its transforms), so the dose-response curve bounds "
                    "what the screen could do with real dysplasia only from above. On the sealed matched cohort the "
-                   f"largest mean |SHAP| come from: {shap_text} (heatmap.png). MDS vs AA only: other cytopenias, "
+                   f"largest mean |SHAP| come from: {shap_text} (heatmap.png). Where a feature the matched design "
+                   "shares between the diagnoses (vacuoles, Döhle bodies, toxic granulation) carries weight, it is a "
+                   "proxy: the stage-1 detector's probability moves with the other neutrophil changes (its Döhle-body "
+                   "detector is near chance, cell-level AUC 0.63 on simulated test cells). MDS vs AA only: other cytopenias, "
                    "infection or treatment effects were not modelled."),
         "libraries": meta["libraries"],
     }

@@ -128,6 +128,7 @@ def test_dose_response_png(tmp_path):
         assert im.size[0] > 800
 
 
+@pytest.mark.slow  # about 60 s on 2 cores: simulates and featurizes 10 small cohorts
 @needs_shared_data
 def test_train_then_evaluate_diagnoser_once(tmp_path, data_root, tiny_models):
     """`mdsdx train diagnosis` on tiny cohorts, then `mdsdx evaluate diagnoser` on tiny sealed cohorts:
