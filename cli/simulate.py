@@ -17,6 +17,12 @@ from simulate.partition import COHORT_SPLITS
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Disease-distribution YAML (default: the shipped simulate/diseases.yaml).")
 @click.option("--difficulty", type=click.Choice(["easy", "standard", "hard"]), default="standard", show_default=True)
+@click.option("--design", type=click.Choice(["literature", "matched"]), default="literature", show_default=True,
+              help="literature: each diagnosis has its own 17-type mix (the mix alone separates them); matched: MDS and "
+                   "AA draw the mix from one shared distribution, so only dysplasia differs.")
+@click.option("--dysplasia-rate", type=click.FloatRange(0.0, 1.0), default=None,
+              help="MDS share of dysplastic cells in each lineage (neutrophils, platelets), e.g. 0.1, for a "
+                   "dose-response series; default: the disease entries' rates.")
 @click.option("--source", type=click.Path(file_okay=False, path_type=Path), help="Folder of crops in pbc/<class>/, marrow/<class>/ layout (default ../shared/data).")
 @click.option("--partition", type=click.Choice(sorted(COHORT_SPLITS)), default="test-cohort", show_default=True,
               help="Which real crops to draw: train-cohort (CNN val split), test-cohort (test split), all.")
@@ -30,7 +36,7 @@ from simulate.partition import COHORT_SPLITS
               help="Source folder for --mask-sheet, e.g. pbc/band_neutrophil.")
 @click.option("--segmenter", type=click.Choice(["pbc", "marrow"]), default="pbc", show_default=True,
               help="Segmenter for --mask-sheet: the peripheral-blood one or the crowded-marrow one.")
-def simulate(out, smears, seed, cells, config_file, difficulty, source, partition, export_px, include_normal, workers,
+def simulate(out, smears, seed, cells, config_file, difficulty, design, dysplasia_rate, source, partition, export_px, include_normal, workers,
              contact_sheet, mask_sheet, mask_source, segmenter) -> None:
     """Make a SIMULATED cohort of smears from real crops (every output says it is simulated)."""
     from core.datasets import default_data_root
@@ -51,7 +57,8 @@ def simulate(out, smears, seed, cells, config_file, difficulty, source, partitio
         raise InvalidInput("--out and --smears are required (or pass --contact-sheet FILE.png)")
     from simulate.cohort import CohortConfig, simulate_cohort
     config = CohortConfig(n_smears=smears, seed=seed, cells_per_smear=cells, difficulty=difficulty, partition=partition,
-                          include_normal=include_normal, export_px=export_px, workers=workers)
+                          include_normal=include_normal, export_px=export_px, workers=workers, design=design,
+                          dysplasia_rate=dysplasia_rate)
     cohort = simulate_cohort(out, config, Path(source), config_file)
     counts = cohort["diagnosis"].value_counts().to_dict()
     click.echo(f"wrote {len(cohort)} simulated smears to {out} ({counts}); ground truth in cohort.csv and cells.csv")

@@ -50,14 +50,20 @@ def train_cells(out: Path, config_file: Path | None, data_root, simulated_dir, e
 @config_option()
 @cell_model_option()
 @data_root_option()
-def train_diagnosis(out: Path, config_file: Path | None, cell_model, data_root) -> None:
-    """Simulate cohorts, featurize them through the stage-1 CNN, fit and evaluate the MDS-vs-AA XGBoost."""
+@click.option("--design", type=click.Choice(["matched", "literature"]), default=None,
+              help="Design of the cohorts the diagnoser trains on (default matched: MDS and AA share one type mix).")
+def train_diagnosis(out: Path, config_file: Path | None, cell_model, data_root, design) -> None:
+    """Simulate training and validation cohorts, featurize them through the stage-1 CNN, fit the MDS-vs-AA
+    XGBoost and choose it on validation. Score it with `mdsdx evaluate diagnoser` (sealed test cohorts)."""
     setup_logging()
     from diagnose.train import DiagnosisTrainConfig, train_diagnosis as run
-    config = load_dataclass_config(DiagnosisTrainConfig, config_file, cell_model_dir=cell_model, data_root=data_root)
-    metrics = run(out, config)
-    click.echo(f"SIMULATED test cohort: sensitivity {metrics['sensitivity']:.3f}, specificity {metrics['specificity']:.3f}, "
-               f"AUC {metrics['auc']:.3f} (saved to {out})")
+    config = load_dataclass_config(DiagnosisTrainConfig, config_file, cell_model_dir=cell_model, data_root=data_root,
+                                   design=design)
+    v = run(out, config)
+    chosen = next(c for c in v["candidates"] if c["max_depth"] == v["chosen_max_depth"])
+    click.echo(f"SIMULATED {config.design} validation cohort: AUC {chosen['val_auc']:.3f}, log-loss "
+               f"{chosen['val_log_loss']:.3f} (max_depth {v['chosen_max_depth']}); saved to {out}. "
+               f"Score it once on the sealed test cohorts: mdsdx evaluate diagnoser --model {out}")
 
 
 @train.command("attributes")

@@ -79,9 +79,10 @@ def render_smear_report(result, image_src: Callable[[str], str], nav: str = "", 
 
 
 def cohort_heatmap_png(smear_ids: list[str], shap_matrix: np.ndarray, labels: list[str] | None = None,
-                       top_k: int = 25, path: Path | None = None) -> bytes:
+                       top_k: int = 25, path: Path | None = None, title: str | None = None) -> bytes:
     """Kimura Fig. 3: cases as rows, the ``top_k`` parameters by mean |SHAP| as columns, SHAP as colour.
-    Rows are grouped by ``labels`` (the call or the truth) when given. Returns PNG bytes."""
+    Rows are grouped by ``labels`` (the call or the truth) when given. ``title``: the figure's title, which
+    must say SIMULATED when the smears are. Returns PNG bytes."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -100,7 +101,7 @@ def cohort_heatmap_png(smear_ids: list[str], shap_matrix: np.ndarray, labels: li
     ax.set_xticks(range(len(cols)), [names[ids[c]] for c in cols], rotation=60, ha="right", fontsize=7)
     row_labels = [f"{smear_ids[i]}" + (f" ({labels[i]})" if labels is not None else "") for i in order]
     ax.set_yticks(range(len(order)), row_labels, fontsize=6 if len(order) > 40 else 8)
-    ax.set_title("SHAP per smear (log-odds toward MDS); red = toward MDS", fontsize=10)
+    ax.set_title(title or "SHAP per smear (log-odds toward MDS); red = toward MDS", fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
     fig.tight_layout()
     buf = io.BytesIO()

@@ -82,3 +82,16 @@ def test_shipped_akira_contract():
     assert ((scores.outputs >= 0) & (scores.outputs <= load_labels().maxval + 1e-6)).all()
     assert set(scores.dg_grade) <= {0, 1, 2, 3}
     assert all(s == 0 for s, c in zip(scores.dg_score, scores.category) if c != "granulocytic")
+
+
+@shipped
+def test_shipped_diagnoser_card_says_simulated_and_matches_the_weights():
+    """Every results row of the diagnoser's card names SIMULATED data, the card was written for these
+    weights, and the sealed scoring behind it is in the ledger."""
+    from diagnose.sealed import model_sha256, read_ledger
+    card = json.loads((DIAGNOSER / "model_card.json").read_text())
+    meta = json.loads((DIAGNOSER / "metadata.json").read_text())
+    assert card["version"] == meta["version"]
+    assert all("SIMULATED" in name for name in card["metrics"] if name != "decision threshold on P(MDS)")
+    assert any(e["model_sha256"] == model_sha256(DIAGNOSER) for e in read_ledger())
+    assert "seed 202" in (DIAGNOSER / "MODEL_CARD.md").read_text()

@@ -9,6 +9,7 @@ from scipy import ndimage as ndi
 
 from conftest import needs_shared_data, synthetic_cell
 from cli import cli
+from core.errors import InvalidInput
 from core.taxonomy import load_taxonomy
 from simulate.cells import allowed_types, label_vector, parse_feature_string, simulated_feature_ids
 from simulate.cohort import CohortConfig, load_disease_config, plan_cohort
@@ -330,3 +331,89 @@ def test_marrow_segmenter_finds_pale_cytoplasm_and_leaves_the_touching_neighbour
     pbc = segment_cell(rgb)
     assert segment_for_source(rgb, "pbc/segmented_neutrophil").cell.sum() == pbc.cell.sum()
     assert segment_for_source(rgb, "marrow/segmented_neutrophil", marrow="pbc").cell.sum() == pbc.cell.sum()
+
+
+def test_matched_design_shares_the_type_mix_literature_does_not():
+    """The matched design draws MDS and AA type mixes from one distribution: no type's proportion
+    differs between the diagnoses (two-sample KS per type, Bonferroni over 17), while the literature
+    design separates the lymphocyte share by itself."""
+    from scipy.stats import ks_2samp
+    diseases = load_disease_config()
+    types = set(load_taxonomy().type_abbrs)
+    abbrs = load_taxonomy().type_abbrs
+
+    def pvalues(design):
+        plans = plan_cohort(CohortConfig(n_smears=600, seed=5, design=design), diseases, types)
+        mix = lambda d: np.array([[p.type_probs[a] for a in abbrs] for p in plans if p.diagnosis == d])
+        return dict(zip(abbrs, (ks_2samp(m, a).pvalue for m, a in zip(mix("MDS").T, mix("AA").T))))
+
+    matched = pvalues("matched")
+    assert min(matched.values()) > 0.05 / len(abbrs), matched
+    assert pvalues("literature")["LY"] < 1e-20
+    plans = plan_cohort(CohortConfig(n_smears=200, seed=3, design="matched"), diseases, types)
+    # the reactive features are shared too; only the dysplasia features keep the diseases' own rates
+    from simulate.cohort import dysplasia_features
+    shared = diseases["designs"]["matched"]["shared_feature_rates"]
+    for p in plans:
+        assert set(p.feature_rates) == dysplasia_features(diseases) | set(shared)
+    gap = lambda f: (np.mean([p.feature_rates[f] for p in plans if p.diagnosis == "MDS"])
+                     - np.mean([p.feature_rates[f] for p in plans if p.diagnosis == "AA"]))
+    assert gap("neu_degranulation") > 0.15 and abs(gap("neu_toxic_granulation")) < 0.02
+
+
+def test_dysplasia_rate_replaces_the_mds_rates_and_keeps_the_smears():
+    diseases = load_disease_config()
+    types = set(load_taxonomy().type_abbrs)
+    from simulate.cohort import dysplasia_features
+    at = {r: plan_cohort(CohortConfig(n_smears=30, seed=8, design="matched", dysplasia_rate=r), diseases, types)
+          for r in (0.0, 0.3)}
+    for a, b in zip(at[0.0], at[0.3]):
+        assert (a.diagnosis, a.type_probs, a.n_cells, a.stain_gain, a.focus_sigma_px) == \
+               (b.diagnosis, b.type_probs, b.n_cells, b.stain_gain, b.focus_sigma_px)
+        if a.diagnosis == "MDS":
+            assert (a.dysplasia_rate, b.dysplasia_rate) == (0.0, 0.3)
+            assert not set(a.feature_rates) & dysplasia_features(diseases)
+        else:
+            assert a == b and a.dysplasia_rate is None
+    with pytest.raises(InvalidInput):
+        plan_cohort(CohortConfig(n_smears=2, design="matched", dysplasia_rate=1.5), diseases, types)
+    with pytest.raises(InvalidInput):
+        plan_cohort(CohortConfig(n_smears=2, design="balanced"), diseases, types)
+
+
+@needs_shared_data
+def test_dysplasia_rate_shows_in_the_cell_labels(tmp_path, data_root):
+    """At R = 0.3 about 30 % of MDS neutrophils and large platelets carry one dysplasia label; AA smears
+    and every cell not dysplastic at either rate are byte-identical to the R = 0 cohort of one seed."""
+    from scipy.stats import binomtest
+
+    from simulate.cohort import dysplasia_features, lineage_types
+    diseases = load_disease_config()
+    runner = CliRunner()
+    for r in ("0", "0.3"):
+        res = runner.invoke(cli, ["simulate", "--out", str(tmp_path / r), "--smears", "8", "--seed", "4", "--cells", "80",
+                                  "--design", "matched", "--dysplasia-rate", r, "--workers", "1"])
+        assert res.exit_code == 0, res.output
+    dysplastic = dysplasia_features(diseases)
+    frames = {}
+    for r in ("0", "0.3"):
+        cells = pd.read_csv(tmp_path / r / "cells.csv", keep_default_na=False)
+        cohort = pd.read_csv(tmp_path / r / "cohort.csv")
+        cells["diagnosis"] = cells["path"].str.split("/").str[0].map(dict(zip(cohort.smear_id, cohort.diagnosis)))
+        cells["labels"] = cells["features"].map(lambda s: set(parse_feature_string(s)) & dysplastic)
+        frames[r] = cells
+    high = frames["0.3"]
+    for lineage, weights in diseases["dysplasia_lineages"].items():
+        own = high[(high.diagnosis == "MDS") & high.cell_type.isin(lineage_types(weights))]
+        k = int(own["labels"].map(bool).sum())
+        assert binomtest(k, len(own), 0.3).pvalue > 0.001, (lineage, k, len(own))
+        assert own["labels"].map(len).max() <= 1
+    assert not frames["0"].loc[frames["0"].diagnosis == "MDS", "labels"].map(bool).any()
+    params = pd.read_csv(tmp_path / "0.3" / "smear_parameters.csv")
+    assert set(params["design"]) == {"matched"} and params["dysplasia_rate"].dropna().eq(0.3).all()
+    same = 0
+    for (_, a), (_, b) in zip(frames["0"].iterrows(), frames["0.3"].iterrows()):
+        if a.diagnosis == "AA" or not (a["labels"] or b["labels"]):
+            assert (tmp_path / "0" / a.path).read_bytes() == (tmp_path / "0.3" / b.path).read_bytes()
+            same += 1
+    assert same > 0.8 * len(frames["0"])
