@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from diagnose.cohort_cells import CohortCells, ParameterMaker
-from diagnose.train import PARAMETER_SETS, select_parameters
+from diagnose.train import PARAMETER_SETS
 from featurize.smear import parameter_ids
 
 log = logging.getLogger(__name__)
