@@ -25,12 +25,11 @@ def predictions_frame(paths: list[str], predictions) -> pd.DataFrame:
     (index, message) of those that could not be decoded, which get ``status`` skipped and the message."""
     failed = dict(predictions.failed)
     kept = [i for i in range(len(paths)) if i not in failed]
-    frame = pd.DataFrame({"path": [paths[i] for i in kept], "cell_type": predictions.cell_type,
-                          "confidence": np.round(predictions.confidence, 5)})
-    types = pd.DataFrame(np.round(predictions.type_probs, 5), columns=type_columns())
-    feats = pd.DataFrame(np.round(predictions.feature_probs, 5), columns=feature_columns())
-    ok = pd.concat([frame, types, feats], axis=1).assign(status="ok", message="", order=kept)
-    skipped = pd.DataFrame({"path": [paths[i] for i in failed], "status": "skipped",
-                            "message": list(failed.values()), "order": list(failed)})
-    return pd.concat([ok, skipped.reindex(columns=ok.columns)] if failed else [ok], ignore_index=True) \
-        .sort_values("order", kind="stable").drop(columns="order").reset_index(drop=True)
+    frame = pd.concat([pd.DataFrame({"cell_type": predictions.cell_type, "confidence": np.round(predictions.confidence, 5)}),
+                       pd.DataFrame(np.round(predictions.type_probs, 5), columns=type_columns()),
+                       pd.DataFrame(np.round(predictions.feature_probs, 5), columns=feature_columns())], axis=1)
+    frame = frame.set_axis(kept).reindex(range(len(paths)))  # skipped inputs: empty prediction columns
+    frame.insert(0, "path", paths)
+    frame["status"] = ["skipped" if i in failed else "ok" for i in range(len(paths))]
+    frame["message"] = [failed.get(i, "") for i in range(len(paths))]
+    return frame
